@@ -1,0 +1,97 @@
+"""Settings, from the environment (prefix ``ZHUISU_``), and the wiring of the store.
+
+One setting chooses the store: ``ZHUISU_DATABASE_URL``.
+- ``sqlite:///path/to/zhuisu.db`` (default ``sqlite:///var/zhuisu.db``): embedded, no server.
+- ``postgresql://user[:password]@host[:port]/dbname[?schema=name]``: production and scale-out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from domain.application import Zhuisu
+from domain.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///var/zhuisu.db"
+    id_pepper_file: Path = Path("var/id-pepper")
+    log_format: str = "console"  # "json" in production
+    log_level: str = "INFO"
+    aggregate_cache: int = 5000
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        values: dict[str, object] = {
+            "database_url": env.get("ZHUISU_DATABASE_URL", cls.database_url),
+            "id_pepper_file": Path(env.get("ZHUISU_ID_PEPPER_FILE", str(cls.id_pepper_file))),
+            "log_format": env.get("ZHUISU_LOG_FORMAT", cls.log_format),
+            "log_level": env.get("ZHUISU_LOG_LEVEL", cls.log_level),
+            "aggregate_cache": int(env.get("ZHUISU_AGGREGATE_CACHE", cls.aggregate_cache)),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """Translate the one database URL into the eventsourcing library's settings."""
+        url = urlparse(self.database_url)
+        env = {"AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache)} if self.aggregate_cache else {}
+        if url.scheme == "sqlite":
+            path = unquote(url.path[1:] if url.path.startswith("/") else url.path)
+            if not path:
+                raise InvalidInput("sqlite URL needs a file path: sqlite:///path/to/file.db",
+                                   field="ZHUISU_DATABASE_URL")
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            env.update(PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=path,
+                       SQLITE_LOCK_TIMEOUT="30")
+        elif self.is_postgres:
+            query = parse_qs(url.query)
+            env.update(
+                PERSISTENCE_MODULE="eventsourcing.postgres",
+                POSTGRES_DBNAME=url.path.lstrip("/") or "postgres",
+                POSTGRES_HOST=url.hostname or "127.0.0.1",
+                POSTGRES_PORT=str(url.port or 5432),
+                POSTGRES_USER=unquote(url.username or "postgres"),
+                POSTGRES_PASSWORD=unquote(url.password or ""),
+                POSTGRES_CONNECT_TIMEOUT="5",
+                POSTGRES_POOL_SIZE="5",
+            )
+            if "schema" in query:
+                env["POSTGRES_SCHEMA"] = query["schema"][0]
+        else:
+            raise InvalidInput("must start with sqlite:/// or postgresql://",
+                               field="ZHUISU_DATABASE_URL")
+        env.update(self.extra_env)
+        return env
+
+    def id_pepper(self) -> bytes:
+        """The secret that keys ID-number hashes; made on first start, mode 0600."""
+        path = self.id_pepper_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        return bytes.fromhex(path.read_text().strip())
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def build_app(settings: Settings | None = None) -> Zhuisu:
+    settings = settings or Settings.from_env()
+    return Zhuisu(settings.eventsourcing_env(), id_pepper=settings.id_pepper(), clock=utc_now)

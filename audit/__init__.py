@@ -1,0 +1,1 @@
+"""zhuisu audit package."""

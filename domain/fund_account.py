@@ -1,0 +1,333 @@
+"""Fund accounts (扶贫资金账户) and money movements, in integer fen.
+
+下达 ``Allocated`` moves money down one level, 拨付/发放 ``Disbursed`` pays a household
+(到户), a project or a supplier, ``Recovered`` brings wrongly paid money back (追回) and
+``Reversed`` corrects an earlier movement by a new event that references it.  Invariants:
+no account goes negative; money in = Σ balances + paid out; a household payment needs a
+household on the register at the payment's business date; a project payment needs an
+approved project within budget; a purpose on the negative list is refused.  Every money
+event carries business date, purpose code, document number and three signatures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.errors import (
+    AlreadyReversed,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidInput,
+    NotFound,
+)
+from domain.household import Household
+from domain.money import FundSource, PayeeKind, fen
+from domain.money import purpose as purpose_of
+from domain.positions import money_rule
+from domain.project import Project
+from domain.region import RegionLevel, RegionPath, stable_id
+from domain.signed import Authoriser, SignedAggregate, business_date
+
+
+def _movement_id(value: object) -> str:
+    try:
+        return str(UUID(str(value)))
+    except ValueError as exc:
+        raise InvalidInput("must be a UUID chosen by the client (it makes retries safe)",
+                           field="movement_id") from exc
+
+
+def _doc(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("every money event needs its document number (文号/凭证号)",
+                           field="document_no")
+    return value
+
+
+class FundAccount(SignedAggregate):
+    """One unit's account for one fund source (e.g. county 县 / central 中央)."""
+
+    @staticmethod
+    def create_id(region_code: str, fund_source: str, **_: object) -> UUID:
+        return stable_id("account", f"{region_code}/{fund_source}")
+
+    @classmethod
+    def open(cls, *, region_code: str, level: RegionLevel, region_path: RegionPath,
+             fund_source: str, name: str) -> FundAccount:
+        try:
+            FundSource(fund_source)
+        except ValueError as exc:
+            raise InvalidInput(f"must be one of {[s.value for s in FundSource]}",
+                               field="fund_source") from exc
+        if level is RegionLevel.VILLAGE:
+            raise InvalidInput("accounts are kept from township level up (村账乡代管)",
+                               field="region_code")
+        return cls(region_code=region_code, level=level.value, region_path=dict(region_path),
+                   fund_source=fund_source, name=name or f"{region_code} {fund_source}")
+
+    @event("Opened")
+    def __init__(self, region_code: str, level: str, region_path: dict[str, str],
+                 fund_source: str, name: str) -> None:
+        self.region_code = region_code
+        self.level = RegionLevel(level)
+        self.region_path = dict(region_path)
+        self.fund_source = fund_source
+        self.name = name
+        self.balance = 0
+        self.received = 0  # money that entered from outside, net of reversals
+        self.paid_out = 0  # disbursed, net of recoveries and reversals
+        self.movements: dict[str, dict[str, Any]] = {}
+        self.accepted = {}
+
+    # shared checks --------------------------------------------------------------
+    def _retry_or_new(self, step: str, content: dict[str, Any]) -> bool:
+        """True if this movement is new; False if it is an exact retry; else a conflict."""
+        mid = content["movement_id"]
+        if mid not in self.movements:
+            return True
+        if self.already_accepted(f"FundAccount.{step}", content):
+            return False
+        raise IdempotencyConflict(
+            f"movement {mid} was already recorded with different content", field="movement_id")
+
+    def _sign(self, step: str, content: dict[str, Any], authorise: Authoriser) -> list[dict]:
+        return authorise(step=f"FundAccount.{step}", subject=self.id, content=content,
+                         rule=money_rule(self.level), region_path=self.region_path,
+                         day=content["effective_date"])
+
+    def _need(self, amount: int, field: str = "amount_fen") -> None:
+        if amount > self.balance:
+            raise InsufficientFunds(
+                f"account {self.name} holds {self.balance} fen; {amount} fen would make it "
+                "negative", field=field, balance_fen=self.balance)
+
+    def _movement(self, of_movement_id: object) -> dict[str, Any]:
+        m = self.movements.get(_movement_id(of_movement_id))
+        if m is None:
+            raise NotFound(f"no movement {of_movement_id} on account {self.name}",
+                           field="of_movement_id")
+        return m
+
+    def project_of(self, movement_id: str) -> str | None:
+        """The project a payment was charged to (its payee, or the project a supplier built)."""
+        m = self.movements.get(movement_id) or {}
+        if m.get("kind") != "disbursed" or m.get("payee_kind") == PayeeKind.HOUSEHOLD.value:
+            return None
+        return m["payee_id"] if m["payee_kind"] == PayeeKind.PROJECT.value else m["project_id"]
+
+    @staticmethod
+    def _money(movement_id: object, amount_fen: object, effective_date: object,
+               purpose_code: object, document_no: object) -> dict[str, Any]:
+        return {"movement_id": _movement_id(movement_id), "amount_fen": fen(amount_fen),
+                "effective_date": business_date(effective_date),
+                "purpose": purpose_of(purpose_code).code, "document_no": _doc(document_no)}
+
+    # 资金到账: money enters from outside (appropriation from the level above the system)
+    def receive(self, *, movement_id: str, amount_fen: int, effective_date: dt.date,
+                purpose: str, document_no: str, source: str, authorise: Authoriser) -> bool:
+        c = self._money(movement_id, amount_fen, effective_date, purpose, document_no)
+        if not source:
+            raise InvalidInput("name where the money comes from", field="source")
+        c["source"] = source
+        if not self._retry_or_new("Received", c):
+            return False
+        self._received(**c, signatures=self._sign("Received", c, authorise))
+        return True
+
+    @event("Received")
+    def _received(self, movement_id: str, amount_fen: int, effective_date: dt.date, purpose: str,
+                  document_no: str, source: str, signatures: list[dict]) -> None:
+        self.balance += amount_fen
+        self.received += amount_fen
+        self.movements[movement_id] = {"kind": "received", "amount": amount_fen, "refunded": 0,
+                                       "reversed": False, "purpose": purpose}
+
+    # 下达: allocate down one level ---------------------------------------------------
+    def allocate(self, *, movement_id: str, to: FundAccount, amount_fen: int,
+                 effective_date: dt.date, purpose: str, document_no: str,
+                 authorise: Authoriser) -> bool:
+        c = self._money(movement_id, amount_fen, effective_date, purpose, document_no)
+        c["to_account_id"] = str(to.id)
+        if not self._retry_or_new("Allocated", c):
+            return False
+        if to.level is not self.level.child or to.region_path.get(self.level.value) != self.region_code:
+            raise InvalidInput(f"{to.name} is not an account one level below {self.name}",
+                               field="to_account_id")
+        if to.fund_source != self.fund_source:
+            raise InvalidInput("an allocation keeps its fund source", field="to_account_id")
+        self._need(c["amount_fen"])
+        self._allocated(**c, signatures=self._sign("Allocated", c, authorise))
+        to._allocation_received(movement_id=c["movement_id"], from_account_id=str(self.id),
+                                amount_fen=c["amount_fen"], effective_date=c["effective_date"],
+                                purpose=c["purpose"], document_no=c["document_no"])
+        return True
+
+    @event("Allocated")
+    def _allocated(self, movement_id: str, amount_fen: int, effective_date: dt.date, purpose: str,
+                   document_no: str, to_account_id: str, signatures: list[dict]) -> None:
+        self.balance -= amount_fen
+        self.movements[movement_id] = {"kind": "allocated", "amount": amount_fen, "refunded": 0,
+                                       "reversed": False, "purpose": purpose,
+                                       "counterparty": to_account_id}
+
+    @event("AllocationReceived")
+    def _allocation_received(self, movement_id: str, from_account_id: str, amount_fen: int,
+                             effective_date: dt.date, purpose: str, document_no: str) -> None:
+        self.balance += amount_fen
+        self.movements[movement_id] = {"kind": "allocation_received", "amount": amount_fen,
+                                       "refunded": 0, "reversed": False, "purpose": purpose,
+                                       "counterparty": from_account_id}
+
+    # 拨付/发放: pay a household, a project or a supplier -------------------------------
+    def disburse(self, *, movement_id: str, payee_kind: str, payee_id: str, amount_fen: int,
+                 effective_date: dt.date, purpose: str, document_no: str,
+                 project_id: str | None = None, household: Household | None = None,
+                 project: Project | None = None, authorise: Authoriser) -> bool:
+        c = self._money(movement_id, amount_fen, effective_date, purpose, document_no)
+        try:
+            kind = PayeeKind(payee_kind)
+        except ValueError as exc:
+            raise InvalidInput(f"must be one of {[k.value for k in PayeeKind]}",
+                               field="payee_kind") from exc
+        if not payee_id:
+            raise InvalidInput("must name the payee", field="payee_id")
+        c.update(payee_kind=kind.value, payee_id=str(payee_id),
+                 project_id=str(project_id) if project_id else None)
+        if not self._retry_or_new("Disbursed", c):
+            return False
+        p = purpose_of(c["purpose"])
+        if kind not in p.payees:
+            raise InvalidInput(f"{p.code} ({p.title}) is not paid to a {kind.value}", field="purpose")
+        day = c["effective_date"]
+        if kind is PayeeKind.HOUSEHOLD:
+            if household is None or str(household.id) != c["payee_id"]:
+                raise NotFound(f"no household {payee_id}", field="payee_id")
+            if household.region_path.get(self.level.value) != self.region_code:
+                raise InvalidInput(f"household {household.code} is outside {self.name}'s region",
+                                   field="payee_id")
+            household.check_can_receive(day, p)
+        else:
+            pid = c["project_id"] if kind is PayeeKind.SUPPLIER else c["payee_id"]
+            if project is None or str(project.id) != pid:
+                raise NotFound(f"no project {pid}", field="project_id")
+            if project.region_path.get(self.level.value) != self.region_code:
+                raise InvalidInput(f"project {project.code} is outside {self.name}'s region",
+                                   field="project_id")
+            project.check_can_receive(day, c["amount_fen"], c["purpose"])
+        self._need(c["amount_fen"])
+        self._disbursed(**c, signatures=self._sign("Disbursed", c, authorise))
+        if project is not None and kind is not PayeeKind.HOUSEHOLD:
+            project.record_payment(movement_id=c["movement_id"], account_id=str(self.id),
+                                   amount_fen=c["amount_fen"], effective_date=day)
+        return True
+
+    @event("Disbursed")
+    def _disbursed(self, movement_id: str, amount_fen: int, effective_date: dt.date, purpose: str,
+                   document_no: str, payee_kind: str, payee_id: str, project_id: str | None,
+                   signatures: list[dict]) -> None:
+        self.balance -= amount_fen
+        self.paid_out += amount_fen
+        self.movements[movement_id] = {"kind": "disbursed", "amount": amount_fen, "refunded": 0,
+                                       "reversed": False, "purpose": purpose,
+                                       "payee_kind": payee_kind, "payee_id": payee_id,
+                                       "project_id": project_id}
+
+    # 追回: wrongly paid money comes back ---------------------------------------------
+    def recover(self, *, movement_id: str, of_movement_id: str, amount_fen: int,
+                effective_date: dt.date, document_no: str, reason: str,
+                project: Project | None = None, authorise: Authoriser) -> bool:
+        original = self._movement(of_movement_id)
+        c = self._money(movement_id, amount_fen, effective_date, original["purpose"], document_no)
+        c.update(of_movement_id=_movement_id(of_movement_id), reason=reason)
+        if not self._retry_or_new("Recovered", c):
+            return False
+        if not reason:
+            raise InvalidInput("a recovery names its reason", field="reason")
+        if original["kind"] != "disbursed" or original["reversed"]:
+            raise InvalidInput("only a standing payment (Disbursed) can be recovered",
+                               field="of_movement_id")
+        outstanding = original["amount"] - original["refunded"]
+        if c["amount_fen"] > outstanding:
+            raise InvalidInput(f"only {outstanding} fen of that payment is still out",
+                               field="amount_fen")
+        self._recovered(**c, signatures=self._sign("Recovered", c, authorise))
+        if project is not None and self.project_of(c["of_movement_id"]) == str(project.id):
+            project.record_refund(movement_id=c["movement_id"], of_movement_id=c["of_movement_id"],
+                                  amount_fen=c["amount_fen"], effective_date=c["effective_date"])
+        return True
+
+    @event("Recovered")
+    def _recovered(self, movement_id: str, amount_fen: int, effective_date: dt.date, purpose: str,
+                   document_no: str, of_movement_id: str, reason: str,
+                   signatures: list[dict]) -> None:
+        self.balance += amount_fen
+        self.paid_out -= amount_fen
+        self.movements[of_movement_id]["refunded"] += amount_fen
+        self.movements[movement_id] = {"kind": "recovered", "amount": amount_fen, "refunded": 0,
+                                       "reversed": True, "purpose": purpose}
+
+    # 冲正: a new event that undoes an earlier one -------------------------------------
+    def reverse(self, *, movement_id: str, of_movement_id: str, amount_fen: int,
+                effective_date: dt.date, document_no: str, reason: str, counterpart: FundAccount | None = None,
+                project: Project | None = None, authorise: Authoriser) -> bool:
+        original = self._movement(of_movement_id)
+        amount = original["amount"] - original["refunded"]
+        c = self._money(movement_id, amount_fen, effective_date, original["purpose"], document_no)
+        c.update(of_movement_id=_movement_id(of_movement_id), reason=reason)
+        if not self._retry_or_new("Reversed", c):
+            return False
+        if not reason:
+            raise InvalidInput("a reversal names its reason", field="reason")
+        if original["reversed"]:
+            raise AlreadyReversed(f"movement {of_movement_id} is already reversed",
+                                  field="of_movement_id")
+        if original["kind"] not in ("received", "allocated", "disbursed"):
+            raise InvalidInput("only receipts, allocations and payments are reversed here",
+                               field="of_movement_id")
+        if c["amount_fen"] != amount:
+            raise InvalidInput(f"a reversal undoes what is left of the movement: {amount} fen",
+                               field="amount_fen")
+        if original["kind"] == "received":
+            self._need(amount, "of_movement_id")
+        if original["kind"] == "allocated":
+            if counterpart is None or str(counterpart.id) != original["counterparty"]:
+                raise NotFound("the receiving account is needed to reverse an allocation",
+                               field="of_movement_id")
+            counterpart._need(amount, "of_movement_id")
+        self._reversed(**c, signatures=self._sign("Reversed", c, authorise))
+        if counterpart is not None and original["kind"] == "allocated":
+            counterpart._allocation_reversed(movement_id=c["movement_id"],
+                                             of_movement_id=c["of_movement_id"],
+                                             amount_fen=amount, effective_date=c["effective_date"])
+        if project is not None and self.project_of(c["of_movement_id"]) == str(project.id):
+            project.record_refund(movement_id=c["movement_id"], of_movement_id=c["of_movement_id"],
+                                  amount_fen=amount, effective_date=c["effective_date"])
+        return True
+
+    @event("Reversed")
+    def _reversed(self, movement_id: str, of_movement_id: str, effective_date: dt.date,
+                  purpose: str, document_no: str, reason: str, amount_fen: int,
+                  signatures: list[dict]) -> None:
+        original = self.movements[of_movement_id]
+        original["reversed"] = True
+        kind = original["kind"]
+        if kind == "received":
+            self.balance -= amount_fen
+            self.received -= amount_fen
+        elif kind == "allocated":
+            self.balance += amount_fen
+        else:  # disbursed
+            self.balance += amount_fen
+            self.paid_out -= amount_fen
+        self.movements[movement_id] = {"kind": "reversed", "amount": amount_fen, "refunded": 0,
+                                       "reversed": True, "purpose": purpose}
+
+    @event("AllocationReversed")
+    def _allocation_reversed(self, movement_id: str, of_movement_id: str, amount_fen: int,
+                             effective_date: dt.date) -> None:
+        self.balance -= amount_fen
+        self.movements[of_movement_id]["reversed"] = True

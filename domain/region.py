@@ -1,0 +1,118 @@
+"""Administrative hierarchy (省 → 市/州 → 县 → 乡镇 → 村) and the units that work in it."""
+
+from __future__ import annotations
+
+import enum
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import InvalidInput
+
+NAMESPACE = uuid5(NAMESPACE_URL, "https://zhuisu.example/ids")
+
+
+def stable_id(kind: str, code: str) -> UUID:
+    """UUID for an entity known by a stable code (region, unit, official, household)."""
+    return uuid5(NAMESPACE, f"{kind}:{code}")
+
+
+class RegionLevel(str, enum.Enum):
+    """省 province, 市 city, 县 county, 乡镇 township, 村 village."""
+
+    PROVINCE = "province"
+    CITY = "city"
+    COUNTY = "county"
+    TOWNSHIP = "township"
+    VILLAGE = "village"
+
+    @property
+    def depth(self) -> int:
+        return list(RegionLevel).index(self)
+
+    @property
+    def child(self) -> RegionLevel | None:
+        levels = list(RegionLevel)
+        return levels[self.depth + 1] if self.depth + 1 < len(levels) else None
+
+
+RegionPath = dict[str, str]
+"""Level value → region code, from the province down to the region itself."""
+
+
+class Region(Aggregate):
+    """A region of the hierarchy.  Its path names every ancestor by level."""
+
+    @staticmethod
+    def create_id(code: str, **_: object) -> UUID:
+        return stable_id("region", code)
+
+    @event("Created")
+    def __init__(self, code: str, name: str, level: str, parent_code: str | None,
+                 path: dict[str, str]) -> None:
+        self.code = code
+        self.name = name
+        self.level = RegionLevel(level)
+        self.parent_code = parent_code
+        self.path: RegionPath = dict(path)
+
+    @classmethod
+    def create(cls, code: str, name: str, level: RegionLevel, parent: Region | None) -> Region:
+        if not code or not code.isascii() or " " in code:
+            raise InvalidInput("must be a non-empty ASCII code without spaces", field="code")
+        if not name:
+            raise InvalidInput("must not be empty", field="name")
+        if level is RegionLevel.PROVINCE:
+            if parent is not None:
+                raise InvalidInput("a province has no parent region", field="parent_code")
+            path = {}
+        else:
+            if parent is None:
+                raise InvalidInput(f"a {level.value} needs a parent region", field="parent_code")
+            if parent.level.child is not level:
+                raise InvalidInput(
+                    f"a {level.value} must sit under a {list(RegionLevel)[level.depth - 1].value},"
+                    f" not a {parent.level.value}",
+                    field="parent_code",
+                )
+            path = dict(parent.path)
+        path[level.value] = code
+        return cls(code=code, name=name, level=level.value,
+                   parent_code=parent.code if parent else None, path=path)
+
+
+class UnitKind(str, enum.Enum):
+    """Kinds of unit (单位) that officials belong to."""
+
+    PARTY_COMMITTEE = "party_committee"  # 党委
+    GOVERNMENT = "government"  # 人民政府
+    POVERTY_OFFICE = "poverty_office"  # 扶贫办
+    FINANCE_BUREAU = "finance_bureau"  # 财政局 / 财政所
+    VILLAGE_COMMITTEE = "village_committee"  # 村委会
+    WORK_TEAM = "work_team"  # 驻村工作队
+    DISCIPLINE_COMMISSION = "discipline_commission"  # 纪委监委
+
+
+class Unit(Aggregate):
+    """A unit (单位) at one region: a bureau, committee or village work team."""
+
+    @staticmethod
+    def create_id(code: str, **_: object) -> UUID:
+        return stable_id("unit", code)
+
+    @event("Established")
+    def __init__(self, code: str, name: str, kind: str, region_code: str) -> None:
+        self.code = code
+        self.name = name
+        self.kind = UnitKind(kind)
+        self.region_code = region_code
+
+    @classmethod
+    def establish(cls, code: str, name: str, kind: str, region: Region) -> Unit:
+        if not code or not code.isascii():
+            raise InvalidInput("must be a non-empty ASCII code", field="code")
+        try:
+            UnitKind(kind)
+        except ValueError as exc:
+            raise InvalidInput(f"must be one of {[k.value for k in UnitKind]}", field="kind") from exc
+        return cls(code=code, name=name, kind=kind, region_code=region.code)
