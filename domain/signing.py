@@ -188,3 +188,18 @@ class SigningKey:
         role = Role(role)
         message = step_message(step, subject, content, official_id, role.value, self.key_id)
         return Signature(str(official_id), role, self.key_id, b64(self._private.sign(message)))
+
+
+def sign_command(step: str, subject: UUID | str, content: Mapping[str, Any],
+                 signers: list[tuple[str, SigningKey, Role | str]]) -> dict[str, Any]:
+    """Build a signed command envelope: every (official id, key, role) signs the content.
+
+    This is the client's side of the contract (the CLI's ``zhuisu sign``, tests, demo data).
+    """
+    return {
+        "step": step,
+        "subject": str(subject),
+        "content": dict(content),
+        "signatures": [key.sign_step(step, subject, content, official_id, role).as_dict()
+                       for official_id, key, role in signers],
+    }
