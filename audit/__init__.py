@@ -1,1 +1,2 @@
-"""zhuisu audit package."""
+"""How we prove it and what looks wrong: the hash log (RFC 6962 Merkle tree), checkpoints,
+proofs, signature re-verification, inspection rules and replay."""
