@@ -289,24 +289,21 @@ class Zhuisu(Application):
             raise InvalidInput(f"{step} needs {missing[0]}", field=f"content.{missing[0]}")
         kwargs = {k: (parse_date(v, k) if k in DATE_FIELDS else v) for k, v in content.items()}
         authorise = self.authoriser(command.get("signatures"))
-        handler = getattr(self, "_" + step.replace(".", "_").lower(), None)
-        before = self._versions_snapshot()
-        subject = (handler or self._step_on_existing)(step, command.get("subject"), kwargs, authorise)
-        return {"step": step, "subject": str(subject), "recorded": self._versions_snapshot() != before}
-
-    def _versions_snapshot(self) -> int:
-        return self.recorder.max_notification_id() or 0 if self._batch is None else id(self._batch)
+        handler = getattr(self, "_" + step.replace(".", "_").lower(), self._step_on_existing)
+        subject, recorded = handler(step, command.get("subject"), kwargs, authorise)
+        return {"step": step, "subject": str(subject), "recorded": recorded}
 
     def _step_on_existing(self, step: str, subject: Any, kwargs: dict[str, Any],
-                          authorise: Authoriser) -> UUID:
+                          authorise: Authoriser) -> tuple[UUID, bool]:
         cls, method = STEPS[step]
         agg = self.load(cls, subject)
+        version = agg.version
         getattr(agg, method)(**kwargs, authorise=authorise)
         self._commit(agg)
-        return agg.id
+        return agg.id, agg.version != version
 
     def _household_applied(self, step: str, subject: Any, kw: dict[str, Any],
-                           authorise: Authoriser) -> UUID:
+                           authorise: Authoriser) -> tuple[UUID, bool]:
         hid = Household.create_id(str(kw.get("household_code")))
         self._check_subject(subject, hid)
         village = self.region(str(kw.get("village_code")), "content.village_code")
@@ -316,16 +313,16 @@ class Zhuisu(Application):
         if self.exists(hid):
             existing = self.load(Household, hid)
             if existing.already_accepted(step, {**kw}):
-                return hid
+                return hid, False
             raise AlreadyExists(f"household {kw['household_code']} has already applied",
                                 field="content.household_code")
         household = Household.apply_for_registration(**kw, region_path=village.path,
                                                      authorise=authorise)
         self._commit(household)
-        return hid
+        return hid, True
 
     def _project_approved(self, step: str, subject: Any, kw: dict[str, Any],
-                          authorise: Authoriser) -> UUID:
+                          authorise: Authoriser) -> tuple[UUID, bool]:
         pid = Project.create_id(str(kw.get("project_code")))
         self._check_subject(subject, pid)
         region = self.region(str(kw.get("region_code")), "content.region_code")
@@ -334,13 +331,13 @@ class Zhuisu(Application):
                                field="content.region_code")
         if self.exists(pid):
             if self.load(Project, pid).already_accepted(step, kw):
-                return pid
+                return pid, False
             raise AlreadyExists(f"project {kw['project_code']} exists", field="content.project_code")
         for i, h in enumerate(kw.get("beneficiary_household_ids") or []):
             self.load(Household, h, f"content.beneficiary_household_ids[{i}]")
         project = Project.approve(**kw, region_path=region.path, authorise=authorise)
         self._commit(project)
-        return pid
+        return pid, True
 
     @staticmethod
     def _check_subject(subject: Any, expected: UUID) -> None:
@@ -348,16 +345,17 @@ class Zhuisu(Application):
             raise InvalidInput(f"the subject of this creation step is {expected}", field="subject")
 
     def _fundaccount_allocated(self, step: str, subject: Any, kw: dict[str, Any],
-                               authorise: Authoriser) -> UUID:
+                               authorise: Authoriser) -> tuple[UUID, bool]:
         account = self.load(FundAccount, subject)
         to = self.load(FundAccount, kw["to_account_id"], "content.to_account_id")
+        version = account.version
         account.allocate(**{k: v for k, v in kw.items() if k != "to_account_id"}, to=to,
                          authorise=authorise)
         self._commit(account, to)
-        return account.id
+        return account.id, account.version != version
 
     def _fundaccount_disbursed(self, step: str, subject: Any, kw: dict[str, Any],
-                               authorise: Authoriser) -> UUID:
+                               authorise: Authoriser) -> tuple[UUID, bool]:
         account = self.load(FundAccount, subject)
         household = project = None
         if kw.get("payee_kind") == "household":
@@ -366,29 +364,32 @@ class Zhuisu(Application):
             project = self.load(Project, kw.get("payee_id"), "content.payee_id")
         elif kw.get("payee_kind") == "supplier" and kw.get("project_id"):
             project = self.load(Project, kw["project_id"], "content.project_id")
+        version = account.version
         account.disburse(**kw, household=household, project=project, authorise=authorise)
         self._commit(account, project)
-        return account.id
+        return account.id, account.version != version
 
     def _fundaccount_recovered(self, step: str, subject: Any, kw: dict[str, Any],
-                               authorise: Authoriser) -> UUID:
+                               authorise: Authoriser) -> tuple[UUID, bool]:
         account = self.load(FundAccount, subject)
         project = self._project_of(account, kw.get("of_movement_id"))
+        version = account.version
         account.recover(**kw, project=project, authorise=authorise)
         self._commit(account, project)
-        return account.id
+        return account.id, account.version != version
 
     def _fundaccount_reversed(self, step: str, subject: Any, kw: dict[str, Any],
-                              authorise: Authoriser) -> UUID:
+                              authorise: Authoriser) -> tuple[UUID, bool]:
         account = self.load(FundAccount, subject)
         original = account.movements.get(str(kw.get("of_movement_id")), {})
         counterpart = None
         if original.get("kind") == "allocated":
             counterpart = self.load(FundAccount, original["counterparty"])
         project = self._project_of(account, kw.get("of_movement_id"))
+        version = account.version
         account.reverse(**kw, counterpart=counterpart, project=project, authorise=authorise)
         self._commit(account, counterpart, project)
-        return account.id
+        return account.id, account.version != version
 
     def _project_of(self, account: FundAccount, movement_id: Any) -> Project | None:
         pid = account.project_of(str(movement_id))
