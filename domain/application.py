@@ -104,7 +104,7 @@ class Zhuisu(Application):
     """追溯: one event store, one notification log, every aggregate of the domain."""
 
     name = "zhuisu"
-    snapshotting_intervals = {FundAccount: 200, Official: 50}
+    snapshotting_intervals = {FundAccount: 200}
 
     def __init__(self, env: Mapping[str, str] | None = None, *, id_pepper: bytes = b"",
                  clock: Callable[[], dt.datetime] | None = None,

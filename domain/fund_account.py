@@ -73,7 +73,7 @@ class FundAccount(SignedAggregate):
     def __init__(self, region_code: str, level: str, region_path: dict[str, str],
                  fund_source: str, name: str) -> None:
         self.region_code = region_code
-        self.level = RegionLevel(level)
+        self.level_code = level  # plain text, so snapshots round-trip
         self.region_path = dict(region_path)
         self.fund_source = fund_source
         self.name = name
@@ -82,6 +82,10 @@ class FundAccount(SignedAggregate):
         self.paid_out = 0  # disbursed, net of recoveries and reversals
         self.movements: dict[str, dict[str, Any]] = {}
         self.accepted = {}
+
+    @property
+    def level(self) -> RegionLevel:
+        return RegionLevel(self.level_code)
 
     # shared checks --------------------------------------------------------------
     def _retry_or_new(self, step: str, content: dict[str, Any]) -> bool:
