@@ -260,12 +260,7 @@ class Household(SignedAggregate):
     def appraise(self, *, effective_date: dt.date, votes_for: int, votes_against: int,
                  votes_total: int, authorise: Authoriser) -> None:
         """民主评议: villagers' representatives vote; a majority of those present carries it."""
-        c = {"effective_date": effective_date, "votes_for": _nonneg_int(votes_for, "votes_for"),
-             "votes_against": _nonneg_int(votes_against, "votes_against"),
-             "votes_total": _nonneg_int(votes_total, "votes_total")}
-        if votes_total == 0 or votes_for + votes_against > votes_total:
-            raise InvalidInput("votes_for + votes_against must not exceed votes_total (> 0)",
-                               field="votes_total")
+        c = {"effective_date": effective_date, **_votes(votes_for, votes_against, votes_total)}
         if (sig := self._begin("AppraisedByVillage", c, {S.APPLIED}, authorise)) is not None:
             self._appraised(**c, signatures=sig)
 
@@ -445,12 +440,7 @@ class Household(SignedAggregate):
 
     def appraise_exit(self, *, effective_date: dt.date, votes_for: int, votes_against: int,
                       votes_total: int, authorise: Authoriser) -> None:
-        c = {"effective_date": effective_date, "votes_for": _nonneg_int(votes_for, "votes_for"),
-             "votes_against": _nonneg_int(votes_against, "votes_against"),
-             "votes_total": _nonneg_int(votes_total, "votes_total")}
-        if votes_total == 0 or votes_for + votes_against > votes_total:
-            raise InvalidInput("votes_for + votes_against must not exceed votes_total (> 0)",
-                               field="votes_total")
+        c = {"effective_date": effective_date, **_votes(votes_for, votes_against, votes_total)}
         if (sig := self._begin("ExitAppraised", c, {S.EXIT_PROPOSED}, authorise)) is not None:
             self._exit_appraised(**c, signatures=sig)
 
@@ -528,6 +518,17 @@ class Household(SignedAggregate):
         self.relapses += 1
         self.income_per_capita_fen = income_per_capita_fen
         self.history.append((effective_date, S.REGISTERED))
+
+
+def _votes(votes_for: object, votes_against: object, votes_total: object) -> dict[str, int]:
+    """Vote counts of a democratic appraisal (民主评议)."""
+    v = {"votes_for": _nonneg_int(votes_for, "votes_for"),
+         "votes_against": _nonneg_int(votes_against, "votes_against"),
+         "votes_total": _nonneg_int(votes_total, "votes_total")}
+    if v["votes_total"] == 0 or v["votes_for"] + v["votes_against"] > v["votes_total"]:
+        raise InvalidInput("votes_for + votes_against must not exceed votes_total (> 0)",
+                           field="votes_total")
+    return v
 
 
 def _year(value: object) -> int:
