@@ -344,6 +344,11 @@ class Zhuisu(Application):
         if subject not in (None, "", str(expected), expected):
             raise InvalidInput(f"the subject of this creation step is {expected}", field="subject")
 
+    def _household_helperassigned(self, step: str, subject: Any, kw: dict[str, Any],
+                                  authorise: Authoriser) -> tuple[UUID, bool]:
+        self.load(Official, kw.get("official_id"), "content.official_id")
+        return self._step_on_existing(step, subject, kw, authorise)
+
     def _fundaccount_allocated(self, step: str, subject: Any, kw: dict[str, Any],
                                authorise: Authoriser) -> tuple[UUID, bool]:
         account = self.load(FundAccount, subject)

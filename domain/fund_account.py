@@ -306,7 +306,8 @@ class FundAccount(SignedAggregate):
         if counterpart is not None and original["kind"] == "allocated":
             counterpart._allocation_reversed(movement_id=c["movement_id"],
                                              of_movement_id=c["of_movement_id"],
-                                             amount_fen=amount, effective_date=c["effective_date"])
+                                             amount_fen=amount, effective_date=c["effective_date"],
+                                             purpose=c["purpose"], document_no=c["document_no"])
         if project is not None and self.project_of(c["of_movement_id"]) == str(project.id):
             project.record_refund(movement_id=c["movement_id"], of_movement_id=c["of_movement_id"],
                                   amount_fen=amount, effective_date=c["effective_date"])
@@ -332,6 +333,6 @@ class FundAccount(SignedAggregate):
 
     @event("AllocationReversed")
     def _allocation_reversed(self, movement_id: str, of_movement_id: str, amount_fen: int,
-                             effective_date: dt.date) -> None:
+                             effective_date: dt.date, purpose: str, document_no: str) -> None:
         self.balance -= amount_fen
         self.movements[of_movement_id]["reversed"] = True
