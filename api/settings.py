@@ -77,10 +77,15 @@ class Settings:
         env.update(self.extra_env)
         return env
 
-    def id_pepper(self) -> bytes:
+    def id_pepper(self, create: bool = True) -> bytes:
         """The secret that keys ID-number hashes; made on first start, mode 0600."""
         path = self.id_pepper_file
         if not path.exists():
+            if not create:
+                raise InvalidInput(
+                    f"the ID pepper file {path} is missing but the store already holds events; "
+                    "restore it (a new pepper would make every stored ID hash unmatchable)",
+                    field="ZHUISU_ID_PEPPER_FILE")
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
@@ -94,4 +99,6 @@ def utc_now() -> dt.datetime:
 
 def build_app(settings: Settings | None = None) -> Zhuisu:
     settings = settings or Settings.from_env()
-    return Zhuisu(settings.eventsourcing_env(), id_pepper=settings.id_pepper(), clock=utc_now)
+    app = Zhuisu(settings.eventsourcing_env(), clock=utc_now)
+    app.id_pepper = settings.id_pepper(create=not app.recorder.max_notification_id())
+    return app

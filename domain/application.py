@@ -17,6 +17,7 @@ import datetime as dt
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -92,12 +93,16 @@ CREATION_STEPS = {"Household.Applied", "Project.Approved"}
 DATE_FIELDS = {"effective_date"}
 # Fields of a method that the service supplies, never the client.
 SERVICE_ARGS = {"authorise", "region_path", "household", "project", "to", "counterpart"}
+# Fields the client names and the service resolves into an aggregate (the signed content
+# still carries the id): the account an allocation goes to.
+RESOLVED_FIELDS = {"FundAccount.Allocated": {"to_account_id"}}
 
 
 def step_fields(step: str) -> set[str]:
     cls, method = STEPS[step]
     params = inspect.signature(getattr(cls, method)).parameters
-    return {n for n in params if n not in SERVICE_ARGS | {"self", "cls"}}
+    return ({n for n in params if n not in SERVICE_ARGS | {"self", "cls"}}
+            | RESOLVED_FIELDS.get(step, set()))
 
 
 class Zhuisu(Application):
@@ -115,7 +120,13 @@ class Zhuisu(Application):
         self.id_pepper = id_pepper
         self.clock = clock
         self.verifier = verifier
-        self._batch: dict[UUID, Aggregate] | None = None
+        # The open batch of this thread / task, if any (see ``batch``).
+        self._batch_var: ContextVar[dict[UUID, Aggregate] | None] = ContextVar(
+            f"zhuisu-batch-{id(self)}", default=None)
+
+    @property
+    def _batch(self) -> dict[UUID, Aggregate] | None:
+        return self._batch_var.get()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -160,15 +171,17 @@ class Zhuisu(Application):
         Every command still passes every check; a refused command changes nothing, so the
         batch holds only accepted steps.
         """
-        self._batch = {}
+        batch: dict[UUID, Aggregate] = {}
+        token = self._batch_var.set(batch)
         try:
             yield
-            self.save(*self._batch.values())
+            self.save(*batch.values())
         finally:
-            self._batch = None
+            self._batch_var.reset(token)
 
     # administration (unsigned; restricted by the API) -------------------------------
-    def create_region(self, code: str, name: str, level: str, parent_code: str | None) -> UUID:
+    def create_region(self, code: str, name: str, level: str, parent_code: str | None,
+                      population: int | None = None) -> UUID:
         try:
             lvl = RegionLevel(level)
         except ValueError as exc:
@@ -177,7 +190,7 @@ class Zhuisu(Application):
         parent = self.region(parent_code, "parent_code") if parent_code else None
         if self.exists(Region.create_id(code)):
             raise AlreadyExists(f"region {code} exists", field="code")
-        region = Region.create(code, name, lvl, parent)
+        region = Region.create(code, name, lvl, parent, population)
         self._commit(region)
         return region.id
 
@@ -401,5 +414,7 @@ class Zhuisu(Application):
         return self.load(Project, pid) if pid else None
 
     # reads ---------------------------------------------------------------------------
-    def stored_events(self, aggregate_id: UUID) -> list[Any]:
-        return list(self.events.get(aggregate_id))
+    def stored_events(self, aggregate_id: UUID, after: int = 0,
+                      limit: int | None = None) -> list[Any]:
+        """An aggregate's events in version order, ``after`` a version, at most ``limit``."""
+        return list(self.events.get(aggregate_id, gt=after or None, limit=limit))

@@ -116,6 +116,14 @@ class FundAccount(SignedAggregate):
                            field="of_movement_id")
         return m
 
+    @staticmethod
+    def _same_purpose(original: dict[str, Any], content: dict[str, Any]) -> None:
+        """A recovery or reversal names (and its signers sign) the purpose it books back to:
+        the purpose of the movement it corrects."""
+        if content["purpose"] != original["purpose"]:
+            raise InvalidInput(f"movement {content['of_movement_id']} was for "
+                               f"{original['purpose']}", field="purpose")
+
     def project_of(self, movement_id: str) -> str | None:
         """The project a payment was charged to (its payee, or the project a supplier built)."""
         m = self.movements.get(movement_id) or {}
@@ -242,13 +250,14 @@ class FundAccount(SignedAggregate):
 
     # 追回: wrongly paid money comes back ---------------------------------------------
     def recover(self, *, movement_id: str, of_movement_id: str, amount_fen: int,
-                effective_date: dt.date, document_no: str, reason: str,
+                effective_date: dt.date, purpose: str, document_no: str, reason: str,
                 project: Project | None = None, authorise: Authoriser) -> bool:
         original = self._movement(of_movement_id)
-        c = self._money(movement_id, amount_fen, effective_date, original["purpose"], document_no)
+        c = self._money(movement_id, amount_fen, effective_date, purpose, document_no)
         c.update(of_movement_id=_movement_id(of_movement_id), reason=reason)
         if not self._retry_or_new("Recovered", c):
             return False
+        self._same_purpose(original, c)
         if not reason:
             raise InvalidInput("a recovery names its reason", field="reason")
         if original["kind"] != "disbursed" or original["reversed"]:
@@ -276,14 +285,16 @@ class FundAccount(SignedAggregate):
 
     # 冲正: a new event that undoes an earlier one -------------------------------------
     def reverse(self, *, movement_id: str, of_movement_id: str, amount_fen: int,
-                effective_date: dt.date, document_no: str, reason: str, counterpart: FundAccount | None = None,
-                project: Project | None = None, authorise: Authoriser) -> bool:
+                effective_date: dt.date, purpose: str, document_no: str, reason: str,
+                counterpart: FundAccount | None = None, project: Project | None = None,
+                authorise: Authoriser) -> bool:
         original = self._movement(of_movement_id)
         amount = original["amount"] - original["refunded"]
-        c = self._money(movement_id, amount_fen, effective_date, original["purpose"], document_no)
+        c = self._money(movement_id, amount_fen, effective_date, purpose, document_no)
         c.update(of_movement_id=_movement_id(of_movement_id), reason=reason)
         if not self._retry_or_new("Reversed", c):
             return False
+        self._same_purpose(original, c)
         if not reason:
             raise InvalidInput("a reversal names its reason", field="reason")
         if original["reversed"]:

@@ -108,6 +108,13 @@ def _members(members: object) -> list[dict[str, Any]]:
     for i, m in enumerate(members):
         if not isinstance(m, Mapping):
             raise InvalidInput("must be an object", field=f"members[{i}]")
+        unknown = sorted(set(m) - {"name", "id_number_hash", "relation"})
+        if "id_number" in m:
+            raise InvalidInput("send only id_number_hash; a clear ID number is never stored or "
+                               "signed (zhuisu sign hashes it)", field=f"members[{i}].id_number")
+        if unknown:
+            raise InvalidInput("a member has name, id_number_hash and relation only",
+                               field=f"members[{i}].{unknown[0]}")
         h = m.get("id_number_hash")
         if not isinstance(h, str) or len(h) != 64:
             raise InvalidInput("must be the 64-hex keyed hash of the ID number, never the number",

@@ -49,19 +49,26 @@ class Region(Aggregate):
 
     @event("Created")
     def __init__(self, code: str, name: str, level: str, parent_code: str | None,
-                 path: dict[str, str]) -> None:
+                 path: dict[str, str], population: int | None = None) -> None:
         self.code = code
         self.name = name
         self.level = RegionLevel(level)
         self.parent_code = parent_code
         self.path: RegionPath = dict(path)
+        self.population = population
 
     @classmethod
-    def create(cls, code: str, name: str, level: RegionLevel, parent: Region | None) -> Region:
+    def create(cls, code: str, name: str, level: RegionLevel, parent: Region | None,
+               population: int | None = None) -> Region:
+        """``population``: registered (户籍) population, the denominator of the poverty
+        incidence (贫困发生率); optional, as it is often not known when a region is created."""
         if not code or not code.isascii() or " " in code:
             raise InvalidInput("must be a non-empty ASCII code without spaces", field="code")
         if not name:
             raise InvalidInput("must not be empty", field="name")
+        if population is not None and (isinstance(population, bool)
+                                       or not isinstance(population, int) or population <= 0):
+            raise InvalidInput("must be a positive whole number of people", field="population")
         if level is RegionLevel.PROVINCE:
             if parent is not None:
                 raise InvalidInput("a province has no parent region", field="parent_code")
@@ -78,7 +85,7 @@ class Region(Aggregate):
             path = dict(parent.path)
         path[level.value] = code
         return cls(code=code, name=name, level=level.value,
-                   parent_code=parent.code if parent else None, path=path)
+                   parent_code=parent.code if parent else None, path=path, population=population)
 
 
 class UnitKind(str, enum.Enum):

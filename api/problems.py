@@ -1,0 +1,116 @@
+"""The one place where refusals become answers: RFC 9457 problem details (problem+json).
+
+Every adapter reports a refusal the same way — the rule that refused it and the field
+that broke it — so the HTTP API, the CLI and the logs agree:
+
+* a :class:`domain.errors.DomainError` keeps its own rule, field and status;
+* a request the schema rejects (FastAPI ``RequestValidationError``) is ``InvalidInput``
+  (422) naming the field path in the domain's style (``signatures[0].role``);
+* two writers racing on one aggregate (eventsourcing ``RecordConflictError``, which
+  ``IntegrityError`` specialises) is ``ConcurrentWrite`` (409): nothing was stored, retry;
+* an unknown route or method keeps its HTTP status with the rule ``NotFound`` /
+  ``MethodNotAllowed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import RecordConflictError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from domain.errors import DomainError
+
+TYPE_BASE = "https://zhuisu.example/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class Problem:
+    rule: str
+    status: int
+    detail: str
+    field: str | None = None
+
+    @property
+    def type(self) -> str:
+        return TYPE_BASE + self.rule
+
+    def as_dict(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "title": self.rule, "status": self.status,
+                                "detail": self.detail, "rule": self.rule, "field": self.field}
+        if instance:
+            body["instance"] = instance
+        return body
+
+    def line(self) -> str:
+        """One line for a terminal: ``error: SignatureInvalid [signatures[0].signature]: …``."""
+        where = f" [{self.field}]" if self.field else ""
+        return f"error: {self.rule}{where}: {self.detail}"
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """('body', 'signatures', 0, 'role') → 'signatures[0].role' (the domain's notation)."""
+    parts = list(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "body"
+
+
+def problem_from(exc: BaseException) -> Problem | None:
+    """The problem an exception stands for, or None when it is a bug (→ 500, logged)."""
+    if isinstance(exc, DomainError):
+        return Problem(exc.rule, exc.status, exc.message, exc.field)
+    if isinstance(exc, RecordConflictError):
+        return Problem("ConcurrentWrite", 409,
+                       "concurrent write, retry: another command changed the same record first")
+    if isinstance(exc, RequestValidationError):
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        # The input itself is never echoed: it may hold an ID number or a signature.
+        return Problem("InvalidInput", 422, str(first.get("msg")), field_path(first.get("loc", ())))
+    if isinstance(exc, HTTPException):
+        rule = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+        return Problem(rule, exc.status_code, str(exc.detail))
+    return None
+
+
+INTERNAL = Problem("InternalError", 500, "unexpected error; it has been logged with the request id")
+
+
+def problem_response(problem: Problem, request: Request | None = None,
+                     headers: dict[str, str] | None = None) -> JSONResponse:
+    instance = request.url.path if request is not None else None
+    return JSONResponse(problem.as_dict(instance), status_code=problem.status,
+                        media_type=MEDIA_TYPE, headers=headers)
+
+
+async def _handle(request: Request, exc: Exception) -> JSONResponse:
+    problem = problem_from(exc) or INTERNAL
+    request.state.problem = problem  # the access log line names the rule and field
+    headers = getattr(exc, "headers", None) if isinstance(exc, HTTPException) else None
+    return problem_response(problem, request, headers)
+
+
+def install(app: FastAPI) -> None:
+    """Register the mapping on an app (the only exception handlers it has)."""
+    for exc_type in (DomainError, RecordConflictError, RequestValidationError, HTTPException):
+        app.add_exception_handler(exc_type, _handle)
+
+
+PROBLEM_EXAMPLE = {
+    "type": TYPE_BASE + "SignatureInvalid",
+    "title": "SignatureInvalid",
+    "status": 403,
+    "detail": "preparer signature of official acc does not verify over the canonical content "
+              "of Household.Applied",
+    "rule": "SignatureInvalid",
+    "field": "signatures[0].signature",
+    "instance": "/commands",
+}

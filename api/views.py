@@ -1,0 +1,143 @@
+"""Read views: what the HTTP API and the CLI show of an aggregate, as plain JSON values.
+
+One shaping for both adapters, so ``GET /households/{id}`` and ``zhuisu show-household``
+agree.  Views never show a resident ID number (only keyed hashes, inside signed content)
+and never an official's relatives (优亲厚友 checks read them; people do not).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from domain.application import STEPS, Zhuisu, step_fields
+from domain.fund_account import FundAccount
+from domain.household import Household
+from domain.official import Official
+from domain.positions import POSITIONS, STEP_RULES, Area, StepRule, money_rule
+from domain.region import RegionLevel
+from domain.signed import signed_content, step_name
+from domain.signing import b64
+
+EVENTS_PAGE = 100
+
+
+def plain(value: Any) -> Any:
+    """Dates as ISO strings, enums as their values, ids as strings; the rest as is."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def event_view(event: Any) -> dict[str, Any]:
+    """One stored event: its step, record time, the signed content and who signed it.
+
+    ``position`` is the event's version within its aggregate (1 = creation); the global
+    order is the notification log that the audit layer serves.
+    """
+    return {
+        "position": event.originator_version,
+        "type": step_name(event),
+        "recorded_at": event.timestamp.isoformat(),
+        "fields": plain(signed_content(event)),
+        "signatures": [plain(s) for s in getattr(event, "signatures", None) or []],
+    }
+
+
+def events_page(app: Zhuisu, aggregate_id: UUID, after: int = 0,
+                limit: int = EVENTS_PAGE) -> list[dict[str, Any]]:
+    return [event_view(e) for e in app.events.get(aggregate_id, gt=after or None, limit=limit)]
+
+
+def household_view(app: Zhuisu, household: Household, after: int = 0,
+                   limit: int = EVENTS_PAGE) -> dict[str, Any]:
+    return {
+        "id": str(household.id),
+        "code": household.code,
+        "status": household.status.value,
+        "village_code": household.village_code,
+        "region_path": dict(household.region_path),
+        "members_count": len(household.members),
+        "main_cause": household.main_cause,
+        "secondary_causes": list(household.secondary_causes),
+        "helper_official_id": household.helper_official_id,
+        "history": [{"effective_date": d.isoformat(), "status": s.value}
+                    for d, s in household.history],
+        "version": household.version,
+        "events": events_page(app, household.id, after, limit),
+    }
+
+
+def account_view(app: Zhuisu, account: FundAccount, after: int = 0,
+                 limit: int = EVENTS_PAGE) -> dict[str, Any]:
+    return {
+        "id": str(account.id),
+        "name": account.name,
+        "region_code": account.region_code,
+        "level": account.level.value,
+        "fund_source": account.fund_source,
+        "balance_fen": account.balance,
+        "received_fen": account.received,
+        "paid_out_fen": account.paid_out,
+        "version": account.version,
+        "events": events_page(app, account.id, after, limit),
+    }
+
+
+def official_view(official: Official) -> dict[str, Any]:
+    return {
+        "id": str(official.id),
+        "code": official.code,
+        "name": official.name,
+        "unit_code": official.unit_code,
+        "region_code": official.region_code,
+        "positions": [
+            {"kind": p.kind, "title": POSITIONS[p.kind].title, "region_code": p.region_code,
+             "responsibility": p.responsibility, "start": p.start.isoformat(),
+             "end": p.end.isoformat() if p.end else None}
+            for p in official.positions
+        ],
+        "keys": [
+            {"key_id": k.key_id, "public_key": b64(k.public_key),
+             "valid_from": k.valid_from.isoformat(),
+             "valid_until": k.valid_until.isoformat() if k.valid_until else None,
+             "revoked": k.revoked_recorded_at is not None}
+            for k in official.keys.values()
+        ],
+    }
+
+
+def _signers(rule: StepRule, level_name: str | None = None) -> list[dict[str, Any]]:
+    return [
+        {"role": role.value, "level": level_name or level.value,
+         "positions": sorted(kind for kind, spec in POSITIONS.items()
+                             if role in spec.grants[rule.area]
+                             and (level_name is not None or spec.level is level))}
+        for role, level in rule.roles.items()
+    ]
+
+
+def step_catalogue() -> dict[str, dict[str, Any]]:
+    """Every signed step: its fields and which roles sign it at which level, by whom."""
+    out = {}
+    for step, (cls, _) in STEPS.items():
+        rule = STEP_RULES.get(step)
+        if rule is None:  # money steps: signed at the account's own level
+            signers = _signers(money_rule(RegionLevel.COUNTY), level_name="account")
+            area = Area.FUNDS
+        else:
+            signers, area = _signers(rule), rule.area
+        out[step] = {"aggregate": cls.__name__, "area": area.value,
+                     "fields": sorted(step_fields(step)), "signers": signers}
+    return out

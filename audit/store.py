@@ -1,0 +1,292 @@
+"""Where the log lives: the audit tables beside the events, and raw reads of the events table.
+
+One database URL (the application's ``ZHUISU_DATABASE_URL``) names both the event store and
+the audit tables, so they share a database and, on PostgreSQL, the ``?schema=``:
+
+- ``sqlite:///path``      → SQLAlchemy ``sqlite:///path``, events table ``stored_events``
+  (notification id = ``rowid``);
+- ``postgresql://…``      → SQLAlchemy ``postgresql+psycopg://…``, events table
+  ``zhuisu_events`` (column ``notification_id``) in the URL's schema (default ``public``).
+
+Audit tables (created on first use, SQLAlchemy Core):
+
+- ``merkle_leaves(leaf_index, position, leaf_hash, fields)``: leaf i is the record at
+  notification id ``position``; ``fields`` are its ``records.field_digests``;
+- ``merkle_nodes(level, idx, hash)``: every completed perfect subtree of level ≥ 1
+  (level 0 nodes are ``merkle_leaves.leaf_hash``);
+- ``merkle_state(id=1, size, last_position, frontier)``: the tracking position and the
+  compact range (``merkle.CompactRange``) — the whole incremental state;
+- ``log_keys``, ``log_checkpoints``, ``log_checkpoint_leaves``: see ``audit.logkey`` and
+  ``audit.log``.
+
+The events are read with our own SQL on the DB-API connection rather than through the
+library's decoded notifications: the log hashes the stored bytes, and this is the
+verifier's hot loop.  Each row comes back as ``(position, originator_id bytes, version,
+topic, state)``; values a tampered row may hold (NULL, text for blob, a non-UUID id) are
+normalised by ``normalise_row`` so that they hash, and fail, instead of crashing.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    create_engine,
+    insert,
+    select,
+)
+from sqlalchemy.exc import DBAPIError
+
+from audit.records import NULL_VERSION, leaf_hashes
+from domain.application import Zhuisu
+from domain.errors import InvalidInput
+
+DEFAULT_KEY_FILE = Path("var/log-key")
+DEFAULT_ORIGIN = "zhuisu.example/log"
+
+_Id = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY = rowid on SQLite
+
+metadata = MetaData()
+merkle_leaves = Table(
+    "merkle_leaves", metadata,
+    Column("leaf_index", _Id, primary_key=True, autoincrement=False),
+    Column("position", BigInteger, nullable=False, unique=True),
+    Column("leaf_hash", LargeBinary, nullable=False),
+    Column("fields", LargeBinary, nullable=False),
+)
+merkle_nodes = Table(
+    "merkle_nodes", metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary, nullable=False),
+)
+merkle_state = Table(
+    "merkle_state", metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("size", BigInteger, nullable=False),
+    Column("last_position", BigInteger, nullable=False),
+    Column("frontier", LargeBinary, nullable=False),
+)
+log_keys = Table(
+    "log_keys", metadata,
+    Column("key_id", String(8), primary_key=True),  # hex of the signed-note key hash
+    Column("vkey", Text, nullable=False),
+    Column("valid_from", String(32), nullable=False),
+    Column("valid_until", String(32)),
+    Column("introduced_by", BigInteger),  # the rotation checkpoint; NULL for the first key
+)
+log_checkpoints = Table(
+    "log_checkpoints", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("origin", Text, nullable=False),
+    Column("tree_size", BigInteger, nullable=False),
+    Column("root_hash", LargeBinary, nullable=False),
+    Column("time", String(32), nullable=False),
+    Column("note", Text, nullable=False),
+)
+log_checkpoint_leaves = Table(
+    "log_checkpoint_leaves", metadata,
+    Column("first_leaf", _Id, primary_key=True, autoincrement=False),
+    Column("leaf_count", Integer, nullable=False),
+    Column("checkpoint_id", BigInteger, nullable=False),
+    Column("hashes", LargeBinary, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """The database URL, the log key file and the log's origin line."""
+
+    database_url: str
+    key_file: Path = DEFAULT_KEY_FILE
+    origin: str = DEFAULT_ORIGIN
+
+    @classmethod
+    def of(cls, source: Any) -> AuditConfig:
+        """From a URL string, an ``AuditConfig``, or any settings object with ``database_url``.
+
+        The key file is ``settings.log_key_file`` if present, else ``ZHUISU_LOG_KEY_FILE``,
+        else ``var/log-key``; the origin likewise ``log_origin`` / ``ZHUISU_LOG_ORIGIN``.
+        """
+        if isinstance(source, AuditConfig):
+            return source
+        url = source if isinstance(source, str) else getattr(source, "database_url", None)
+        if not isinstance(url, str):
+            raise InvalidInput("expected a database URL or settings with database_url",
+                               field="database_url")
+        key_file = (getattr(source, "log_key_file", None)
+                    or os.environ.get("ZHUISU_LOG_KEY_FILE") or DEFAULT_KEY_FILE)
+        origin = (getattr(source, "log_origin", None)
+                  or os.environ.get("ZHUISU_LOG_ORIGIN") or DEFAULT_ORIGIN)
+        return cls(url, Path(key_file), origin)
+
+
+def sqlalchemy_url(database_url: str) -> tuple[str, str | None]:
+    """(SQLAlchemy URL, PostgreSQL schema or None) for the application's database URL."""
+    parts = urlsplit(database_url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+        if not path or path == ":memory:":
+            raise InvalidInput("the log needs a database file shared with the events: "
+                               "sqlite:///path/to/file.db", field="database_url")
+        return f"sqlite:///{path}", None
+    if parts.scheme in ("postgresql", "postgres"):
+        schema = parse_qs(parts.query).get("schema", [None])[0]
+        return urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, "", "")), schema
+    raise InvalidInput("must start with sqlite:/// or postgresql://", field="database_url")
+
+
+class EventRows:
+    """Raw reads of the application's events table, in notification order."""
+
+    def __init__(self, dialect: str, table: str, uuid_ids: bool = True):
+        self.dialect = dialect
+        if dialect == "sqlite":
+            pos, ph, oid = "rowid", "?", "originator_id"
+        else:
+            pos, ph = "notification_id", "%s"
+            oid = "uuid_send(originator_id)" if uuid_ids else "convert_to(originator_id, 'UTF8')"
+        self._between = (f"SELECT {pos}, {oid}, originator_version, topic, state FROM {table} "
+                         f"WHERE {pos} > {ph} AND {pos} <= {ph} ORDER BY {pos} LIMIT {ph}")
+        self._pending = f"SELECT COUNT(*) FROM {table} WHERE {pos} > {ph}"
+        self._position_of = (f"SELECT {pos} FROM {table} "
+                             f"WHERE originator_id = {ph} AND originator_version = {ph}")
+
+    def _execute(self, conn: Connection, sql: str, params: Sequence) -> list[tuple]:
+        raw = conn.connection.driver_connection
+        if self.dialect == "sqlite":
+            return raw.execute(sql, params).fetchall()
+        with raw.cursor(binary=True) as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def between(self, conn: Connection, after: int, upto: int = 2**63 - 1,
+                limit: int = 2**62) -> list[tuple]:
+        """Rows with after < position <= upto, at most ``limit``, as normalised tuples."""
+        rows = self._execute(conn, self._between, (after, upto, limit))
+        if self.dialect == "sqlite":
+            fromhex = bytes.fromhex
+            try:
+                return [(p, fromhex(o), v, t, s) for p, o, v, t, s in rows]
+            except (TypeError, ValueError):
+                return [normalise_row(r) for r in rows]
+        return rows
+
+    def pending(self, conn: Connection, after: int) -> int:
+        return self._execute(conn, self._pending, (after,))[0][0]
+
+    def position_of(self, conn: Connection, originator_id: uuid.UUID, version: int) -> int | None:
+        oid: Any = originator_id.hex if self.dialect == "sqlite" else originator_id
+        rows = self._execute(conn, self._position_of, (oid, version))
+        return rows[0][0] if rows else None
+
+
+def normalise_row(row: Sequence) -> tuple[int, bytes, int, str, bytes]:
+    """A row as the record encoding needs it, whatever types a tampered row holds."""
+    position, oid, version, topic, state = row
+    if isinstance(oid, uuid.UUID):
+        oid = oid.bytes
+    elif isinstance(oid, str):
+        try:
+            oid = bytes.fromhex(oid) if len(oid) == 32 else oid.encode()
+        except ValueError:
+            oid = oid.encode()
+    elif oid is None:
+        oid = b""
+    if not isinstance(version, int):
+        try:
+            version = int(version)
+        except (TypeError, ValueError):
+            version = NULL_VERSION
+    if not isinstance(topic, str):
+        topic = bytes(topic).decode("utf-8", "replace") if topic is not None else ""
+    if isinstance(state, str):
+        state = state.encode()
+    elif state is None:
+        state = b""
+    return int(position), bytes(oid), version, topic, bytes(state)
+
+
+def hash_rows(rows: list[tuple]) -> tuple[list[tuple], list[bytes]]:
+    """(rows, their leaf hashes); rows whose types do not fit the encoding are normalised."""
+    try:
+        return rows, leaf_hashes(rows)
+    except (TypeError, ValueError, AttributeError, struct.error):
+        rows = [normalise_row(r) for r in rows]
+        return rows, leaf_hashes(rows)
+
+
+class AuditStore:
+    """An engine on the application's database, the audit tables, and the events reader."""
+
+    def __init__(self, config: AuditConfig):
+        self.config = config
+        url, schema = sqlalchemy_url(config.database_url)
+        self.schema = schema
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 30})
+            table = '"stored_events"'
+        else:
+            engine = create_engine(url, pool_size=2, max_overflow=4, pool_pre_ping=True)
+            if schema:
+                engine = engine.execution_options(schema_translate_map={None: schema})
+            table = f'"{schema or "public"}"."{Zhuisu.name.lower()}_events"'
+        self.engine: Engine = engine
+        self.dialect = engine.dialect.name
+        self._create_tables()
+        self.events = EventRows(self.dialect, table, self._uuid_ids())
+
+    @classmethod
+    def of(cls, source: Any) -> AuditStore:
+        return source if isinstance(source, AuditStore) else cls(AuditConfig.of(source))
+
+    def _create_tables(self) -> None:
+        for attempt in range(3):  # two first starts at once may race on CREATE TABLE
+            try:
+                with self.engine.begin() as conn:
+                    metadata.create_all(conn)
+                    if conn.execute(select(merkle_state.c.id)).first() is None:
+                        conn.execute(insert(merkle_state).values(
+                            id=1, size=0, last_position=0, frontier=b""))
+                return
+            except DBAPIError:
+                if attempt == 2:
+                    raise
+
+    def _uuid_ids(self) -> bool:
+        if self.dialect == "sqlite":
+            return True
+        with self.engine.connect() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT data_type FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = %s AND column_name = 'originator_id'",
+                (self.schema or "public", f"{Zhuisu.name.lower()}_events")).first()
+        return row is None or row[0] == "uuid"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> AuditStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

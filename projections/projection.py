@@ -1,0 +1,146 @@
+"""What every read model shares: handlers per event type, and a unit of work for its rows.
+
+A projection handles one batch of events at a time inside one transaction (see
+``projections.runner``).  Handlers read and change rows through ``Rows``, which keeps the
+batch's rows in memory (read-through by primary key) and writes them once at the end with
+bulk statements, in the same transaction as the tracking position.  Catch-up after one
+command and a rebuild from position 0 run exactly this code; only the batch size differs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+from sqlalchemy import Connection, Table, and_, bindparam, select, tuple_
+
+from projections.events import Event
+
+Row = dict[str, Any]
+Handler = Callable[[Any, Event, "Rows"], None]
+
+
+def handles(*steps: str) -> Callable[[Handler], Handler]:
+    """Mark a method as the handler of the given event types ('FundAccount.Received')."""
+    def mark(fn: Handler) -> Handler:
+        fn.handles = steps  # type: ignore[attr-defined]
+        return fn
+    return mark
+
+
+class Projection:
+    """A read model: its tables, a handler per event type, a name for its tracking row.
+
+    ``version`` is the layout of the tables: change it when they change, and the next
+    start rebuilds this projection from position 0.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    tables: ClassVar[tuple[Table, ...]]
+    handlers: ClassVar[dict[str, Handler]]
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls.handlers = {}
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
+                for step in getattr(attr, "handles", ()):
+                    cls.handlers[step] = attr
+
+    @property
+    def steps(self) -> frozenset[str]:
+        return frozenset(self.handlers)
+
+    def handle(self, event: Event, rows: Rows) -> None:
+        handler = self.handlers.get(event.step)
+        if handler is not None:
+            handler(self, event, rows)
+
+    def prefetch(self, events: list[Event], rows: Rows) -> None:
+        """Load in bulk the existing rows the batch will touch (optional; speeds rebuilds)."""
+
+
+class Rows:
+    """The rows one batch reads and writes, flushed in bulk at the end of the batch."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self._cache: dict[Table, dict[tuple, Row | None]] = defaultdict(dict)
+        self._new: dict[Table, dict[tuple, Row]] = defaultdict(dict)
+        self._changed: dict[Table, dict[tuple, Row]] = defaultdict(dict)
+
+    @staticmethod
+    def key(table: Table, row: Row) -> tuple:
+        return tuple(row[c.name] for c in table.primary_key.columns)
+
+    def get(self, table: Table, *key: Any) -> Row | None:
+        """The row with primary key ``key`` (this batch's version of it), or None."""
+        cache = self._cache[table]
+        if key in cache:
+            return cache[key]
+        pk = table.primary_key.columns
+        found = self.conn.execute(
+            select(table).where(and_(*[c == bindparam(f"k_{c.name}") for c in pk])),
+            {f"k_{c.name}": v for c, v in zip(pk, key, strict=True)}).mappings().first()
+        row = cache[key] = dict(found) if found is not None else None
+        return row
+
+    def need(self, table: Table, *key: Any) -> Row:
+        row = self.get(table, *key)
+        if row is None:
+            raise LookupError(f"{table.name} has no row {key}: events out of order or a "
+                              "projection bug")
+        return row
+
+    def load(self, table: Table, keys: Iterable[tuple]) -> None:
+        """Read many rows by primary key in a few statements (rows already known are kept)."""
+        cache = self._cache[table]
+        wanted = list({k for k in keys if k not in cache})
+        pk = list(table.primary_key.columns)
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            if len(pk) == 1:
+                where = pk[0].in_([k[0] for k in chunk])
+            else:
+                where = tuple_(*pk).in_(chunk)
+            for found in self.conn.execute(select(table).where(where)).mappings():
+                row = dict(found)
+                cache[self.key(table, row)] = row
+            for k in chunk:
+                cache.setdefault(k, None)
+
+    def insert(self, table: Table, row: Row) -> Row:
+        """A new row (its key must not exist yet); returned so the handler can keep it."""
+        key = self.key(table, row)
+        if self._cache[table].get(key) is not None:
+            raise LookupError(f"{table.name} already has a row {key}")
+        self._cache[table][key] = row
+        self._new[table][key] = row
+        return row
+
+    def changed(self, table: Table, row: Row) -> None:
+        """Mark a row returned by ``get`` as changed, to be written at the end of the batch."""
+        key = self.key(table, row)
+        if key not in self._new[table]:
+            self._changed[table][key] = row
+
+    def flush(self) -> None:
+        tables = sorted(set(self._new) | set(self._changed), key=lambda t: t.name)
+        for table in tables:
+            new = list(self._new[table].values())
+            if new:
+                cols = [c.name for c in table.columns]
+                self.conn.execute(table.insert(), [{c: r.get(c) for c in cols} for r in new])
+            changed = list(self._changed[table].values())
+            if changed:
+                pk = {c.name for c in table.primary_key.columns}
+                cols = [c.name for c in table.columns if c.name not in pk]
+                stmt = (table.update()
+                        .where(and_(*[table.c[c] == bindparam(f"k_{c}") for c in pk]))
+                        .values({c: bindparam(f"v_{c}") for c in cols}))
+                self.conn.execute(stmt, [{**{f"k_{c}": r[c] for c in pk},
+                                          **{f"v_{c}": r.get(c) for c in cols}} for r in changed])
+        self._new.clear()
+        self._changed.clear()

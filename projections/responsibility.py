@@ -1,0 +1,223 @@
+"""Responsibility (谁签字谁负责, 谁签字谁追回): every signature, and what became of what was signed.
+
+``resp_signatures`` holds one row per signature on any signed step: who (official, key),
+in which role (经办 preparer, 审核 reviewer, 审批 approver, 见证 witness), under which
+position (职务) at which region and with which responsibility (第一/直接/领导/经办), on
+which business date, about which household, account movement or project, for how much.
+Beside it, the later fate of what was signed: ``resp_households`` (registered, exited,
+relapsed 返贫, removed 清退 with the reason) and ``resp_movements`` (recovered 追回,
+reversed 冲正), and the officials and their keys (rotated, revoked) for names and key state.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, BigInteger, Column, Date, Index, Integer, String, Table, Text
+
+from projections.events import Event
+from projections.projection import Projection, Rows, handles
+from projections.store import metadata
+
+signatures = Table(
+    "resp_signatures", metadata,
+    Column("log_position", BigInteger, primary_key=True),
+    Column("role", String(16), primary_key=True),
+    Column("originator_id", String(36), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("step", String(48), nullable=False),
+    Column("effective_date", Date, nullable=False),
+    Column("official_id", String(36), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("post", String(48), nullable=False),  # the position (职务) signed under
+    Column("post_region", String(32), nullable=False),
+    Column("responsibility", String(16), nullable=False),
+    Column("household_id", String(36)),  # household step, or payment to a household
+    Column("account_id", String(36)),
+    Column("movement_id", String(36)),
+    Column("project_id", String(36)),
+    Column("amount_fen", BigInteger),
+    Column("purpose", String(48)),
+)
+Index("resp_signatures_official", signatures.c.official_id, signatures.c.effective_date)
+Index("resp_signatures_subject", signatures.c.originator_id, signatures.c.version)
+Index("resp_signatures_household", signatures.c.household_id)
+Index("resp_signatures_movement", signatures.c.movement_id)
+
+officials = Table(
+    "resp_officials", metadata,
+    Column("official_id", String(36), primary_key=True),
+    Column("code", String(64), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("unit_code", String(64), nullable=False),
+    Column("region_code", String(32), nullable=False),
+)
+
+keys = Table(
+    "resp_keys", metadata,
+    Column("official_id", String(36), primary_key=True),
+    Column("key_id", String(32), primary_key=True),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_until", Date),  # exclusive: rotated or revoked from this date
+    Column("revoked_on", Date),
+    Column("revocation_reason", Text),
+)
+
+households = Table(
+    "resp_households", metadata,
+    Column("household_id", String(36), primary_key=True),
+    Column("code", String(64), nullable=False),
+    Column("village_code", String(32), nullable=False),
+    Column("registered_on", Date),
+    Column("exits", JSON, nullable=False),  # business dates of approved exits
+    Column("relapses", JSON, nullable=False),  # [[date, cause], …]
+    Column("removed_on", Date),
+    Column("removal_reason", Text),
+)
+
+movements = Table(
+    "resp_movements", metadata,
+    Column("account_id", String(36), primary_key=True),
+    Column("movement_id", String(36), primary_key=True),
+    Column("kind", String(24), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("effective_date", Date, nullable=False),
+    Column("purpose", String(48), nullable=False),
+    Column("payee_kind", String(16)),
+    Column("payee_id", String(64)),
+    Column("recovered_fen", BigInteger, nullable=False),
+    Column("recoveries", JSON, nullable=False),  # [{movement_id, date, amount_fen, reason}]
+    Column("reversed_by", String(36)),
+    Column("reversed_on", Date),
+    Column("reversal_reason", Text),
+)
+Index("resp_movements_movement", movements.c.movement_id)
+
+MONEY_KINDS = {"FundAccount.Received": "received", "FundAccount.Allocated": "allocated",
+               "FundAccount.Disbursed": "disbursed", "FundAccount.Recovered": "recovered",
+               "FundAccount.Reversed": "reversed"}
+SIGNED_STEPS = (
+    "Household.Applied", "Household.AppraisedByVillage", "Household.VerifiedByVillage",
+    "Household.NoticePosted", "Household.ObjectionRaised", "Household.ObjectionResolved",
+    "Household.ReviewedByTownship", "Household.ApprovedByCounty", "Household.HelperAssigned",
+    "Household.AnnualReviewRecorded", "Household.ExitProposed", "Household.ExitAppraised",
+    "Household.ExitConfirmedByHousehold", "Household.ExitVerifiedByTownship",
+    "Household.ExitApprovedByCounty", "Household.RemovedFromRegister", "Household.Relapsed",
+    "Project.Approved", "Project.BeneficiaryAdded", "Project.AcceptedOnCompletion",
+    *MONEY_KINDS,
+)
+
+
+class Responsibility(Projection):
+    name = "responsibility"
+    version = 1
+    tables = (signatures, officials, keys, households, movements)
+
+    def prefetch(self, events: list[Event], rows: Rows) -> None:
+        rows.load(households, {(e.originator_id,) for e in events
+                               if e.step.startswith("Household.")})
+        rows.load(movements, [(e.originator_id, e["of_movement_id"]) for e in events
+                              if "of_movement_id" in e.data])
+
+    @handles(*SIGNED_STEPS)
+    def signed(self, e: Event, rows: Rows) -> None:
+        subject: dict[str, object] = {"household_id": None, "account_id": None,
+                                      "movement_id": None, "project_id": None,
+                                      "amount_fen": None, "purpose": None}
+        aggregate = e.step.partition(".")[0]
+        if aggregate == "Household":
+            subject["household_id"] = e.originator_id
+        elif aggregate == "Project":
+            subject.update(project_id=e.originator_id, amount_fen=e.get("budget_fen"),
+                           purpose=e.get("purpose_code"),
+                           household_id=e.get("household_id"))
+        else:
+            subject.update(account_id=e.originator_id, movement_id=e["movement_id"],
+                           amount_fen=e["amount_fen"], purpose=e["purpose"])
+            if e.get("payee_kind") == "household":
+                subject["household_id"] = e["payee_id"]
+            elif e.get("payee_kind") == "project":
+                subject["project_id"] = e["payee_id"]
+            elif e.get("project_id"):
+                subject["project_id"] = e["project_id"]
+            self._money(e, rows)
+        for s in e["signatures"]:
+            rows.insert(signatures, {
+                "log_position": e.position, "role": s["role"], "originator_id": e.originator_id,
+                "version": e.version, "step": e.step, "effective_date": e.day,
+                "official_id": s["official_id"], "key_id": s["key_id"], "post": s["position"],
+                "post_region": s["position_region"], "responsibility": s["responsibility"],
+                **subject})
+        if aggregate == "Household":
+            self._household(e, rows)
+
+    # what became of a household ------------------------------------------------------
+    def _household(self, e: Event, rows: Rows) -> None:
+        if e.step == "Household.Applied":
+            rows.insert(households, {"household_id": e.originator_id,
+                                     "code": e["household_code"],
+                                     "village_code": e["village_code"], "registered_on": None,
+                                     "exits": [], "relapses": [], "removed_on": None,
+                                     "removal_reason": None})
+            return
+        h = rows.need(households, e.originator_id)
+        if e.step == "Household.ApprovedByCounty":
+            h["registered_on"] = e.day
+        elif e.step == "Household.ExitApprovedByCounty":
+            h["exits"] = [*h["exits"], e.day.isoformat()]
+        elif e.step == "Household.Relapsed":
+            h["relapses"] = [*h["relapses"], [e.day.isoformat(), e["cause"]]]
+        elif e.step == "Household.RemovedFromRegister":
+            h["removed_on"], h["removal_reason"] = e.day, e["reason"]
+        else:
+            return
+        rows.changed(households, h)
+
+    # what became of a movement ---------------------------------------------------------
+    def _money(self, e: Event, rows: Rows) -> None:
+        kind = MONEY_KINDS[e.step]
+        rows.insert(movements, {
+            "account_id": e.originator_id, "movement_id": e["movement_id"], "kind": kind,
+            "amount_fen": e["amount_fen"], "effective_date": e.day, "purpose": e["purpose"],
+            "payee_kind": e.get("payee_kind"), "payee_id": e.get("payee_id"),
+            "recovered_fen": 0, "recoveries": [], "reversed_by": None, "reversed_on": None,
+            "reversal_reason": None})
+        if kind == "recovered":
+            m = rows.need(movements, e.originator_id, e["of_movement_id"])
+            m["recovered_fen"] += e["amount_fen"]
+            m["recoveries"] = [*m["recoveries"], {
+                "movement_id": e["movement_id"], "date": e.day.isoformat(),
+                "amount_fen": e["amount_fen"], "reason": e["reason"]}]
+            rows.changed(movements, m)
+        elif kind == "reversed":
+            m = rows.need(movements, e.originator_id, e["of_movement_id"])
+            m.update(reversed_by=e["movement_id"], reversed_on=e.day, reversal_reason=e["reason"])
+            rows.changed(movements, m)
+
+    # officials and their keys ---------------------------------------------------------
+    @handles("Official.Registered")
+    def registered(self, e: Event, rows: Rows) -> None:
+        rows.insert(officials, {"official_id": e.originator_id, "code": e["code"],
+                                "name": e["name"], "unit_code": e["unit_code"],
+                                "region_code": e["region_code"]})
+
+    @handles("Official.KeyRegistered")
+    def key_registered(self, e: Event, rows: Rows) -> None:
+        rows.insert(keys, {"official_id": e.originator_id, "key_id": e["key_id"],
+                           "valid_from": e["valid_from"], "valid_until": None,
+                           "revoked_on": None, "revocation_reason": None})
+
+    @handles("Official.KeyRotated")
+    def key_rotated(self, e: Event, rows: Rows) -> None:
+        old = rows.need(keys, e.originator_id, e["old_key_id"])
+        old["valid_until"] = e.day
+        rows.changed(keys, old)
+        rows.insert(keys, {"official_id": e.originator_id, "key_id": e["key_id"],
+                           "valid_from": e.day, "valid_until": None, "revoked_on": None,
+                           "revocation_reason": None})
+
+    @handles("Official.KeyRevoked")
+    def key_revoked(self, e: Event, rows: Rows) -> None:
+        key = rows.need(keys, e.originator_id, e["key_id"])
+        if key["valid_until"] is None or e.day < key["valid_until"]:
+            key["valid_until"] = e.day
+        key["revoked_on"], key["revocation_reason"] = e.day, e["reason"]
+        rows.changed(keys, key)

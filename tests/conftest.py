@@ -1,0 +1,136 @@
+"""The store fixture: every test that asks for ``app`` runs on SQLite and on PostgreSQL.
+
+- sqlite: a fresh database file in the test's ``tmp_path``.
+- postgres: the server named by ``ZHUISU_TEST_POSTGRES_URL``
+  (e.g. ``postgresql://postgres@127.0.0.1:5432/test``); each app gets its own fresh schema
+  ``t_<uuid hex>``, dropped (CASCADE) after the test once the app's connections are closed.
+
+Without ``ZHUISU_TEST_POSTGRES_URL`` the postgres tests are skipped on a developer's machine
+and fail in CI (env ``CI`` true).  A server that is named but cannot be reached is a
+failure, never a skip.  Every app has its own ID-pepper file in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from api.settings import Settings, build_app
+from domain.application import Zhuisu
+from factories import World, a_county_world
+
+POSTGRES_URL_ENV = "ZHUISU_TEST_POSTGRES_URL"
+STORES = ["sqlite", "postgres"]
+
+
+def _true(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _server_url(url: str) -> str:
+    """The URL without its query (a ``?schema=`` of the variable itself is ignored)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _postgres_server() -> str:
+    url = os.environ.get(POSTGRES_URL_ENV, "").strip()
+    if not url:
+        if _true(os.environ.get("CI")):
+            pytest.fail(f"{POSTGRES_URL_ENV} is not set: in CI the suite must also run on "
+                        "PostgreSQL (e.g. postgresql://postgres@127.0.0.1:5432/test)",
+                        pytrace=False)
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_ENV}")
+    import psycopg
+
+    try:
+        with psycopg.connect(_server_url(url), connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        pytest.fail(f"{POSTGRES_URL_ENV}={url} cannot be reached: {exc}", pytrace=False)
+    return _server_url(url)
+
+
+class Store:
+    """Makes apps on one kind of store, each on a fresh database, and cleans them up."""
+
+    def __init__(self, kind: str, tmp_path: Path):
+        self.kind = kind
+        self.tmp_path = tmp_path
+        self.server = _postgres_server() if kind == "postgres" else ""
+        self._apps: list[Zhuisu] = []
+        self._schemas: list[str] = []
+
+    def new_database_url(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.tmp_path / f'zhuisu-{uuid.uuid4().hex[:8]}.db'}"
+        import psycopg
+
+        schema = f"t_{uuid.uuid4().hex}"
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        self._schemas.append(schema)
+        return f"{self.server}?schema={schema}"
+
+    def app_on(self, database_url: str, pepper_file: Path | None = None) -> Zhuisu:
+        """Another, independent application instance on an existing database."""
+        # One pepper per database: a second instance on the same store must share it.
+        digest = uuid.uuid5(uuid.NAMESPACE_URL, database_url).hex[:12]
+        pepper = pepper_file or self.tmp_path / f"id-pepper-{digest}"
+        app = build_app(Settings(database_url=database_url, id_pepper_file=pepper))
+        app.database_url = database_url  # type: ignore[attr-defined]
+        app.pepper_file = pepper  # type: ignore[attr-defined]
+        self._apps.append(app)
+        return app
+
+    def new_app(self) -> Zhuisu:
+        return self.app_on(self.new_database_url())
+
+    @contextmanager
+    def fresh_app(self) -> Iterator[Zhuisu]:
+        """An app on a fresh database that is closed and dropped on leaving the block."""
+        mark_apps, mark_schemas = len(self._apps), len(self._schemas)
+        try:
+            yield self.new_app()
+        finally:
+            self._cleanup(mark_apps, mark_schemas)
+
+    def _cleanup(self, mark_apps: int = 0, mark_schemas: int = 0) -> None:
+        for app in self._apps[mark_apps:]:
+            app.close()
+        del self._apps[mark_apps:]
+        if self._schemas[mark_schemas:]:
+            import psycopg
+
+            with psycopg.connect(self.server, autocommit=True) as conn:
+                for schema in self._schemas[mark_schemas:]:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        del self._schemas[mark_schemas:]
+
+    def close(self) -> None:
+        self._cleanup()
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    s = Store(request.param, tmp_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def app(store: Store) -> Zhuisu:
+    return store.new_app()
+
+
+@pytest.fixture
+def world(app: Zhuisu) -> World:
+    return a_county_world(app)
