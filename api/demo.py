@@ -24,11 +24,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import multiprocessing
+import os
 import random
 import time
-from collections import defaultdict
-from collections.abc import Callable
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, NamedTuple
 from uuid import NAMESPACE_URL, uuid5
 
@@ -209,6 +213,10 @@ class DemoSummary:
     keys: dict[str, SigningKey] = field(repr=False)  # official code → key
     accounts: dict[str, str] = field(repr=False)  # "<region>/<fund source>" → account id
 
+    @property
+    def status_counts(self) -> dict[str, int]:
+        return dict(Counter(self.final_status.values()))
+
     def official_id(self, code: str) -> str:
         return str(Official.create_id(code))
 
@@ -252,6 +260,7 @@ class _Planner:
         self.payments: list[dict[str, Any]] = []  # household payments, for recoveries
         self.projects = 0
         self.accounts: dict[str, tuple[str, str]] = {}  # account id → (region, fund source)
+        self.names = {PROVINCE: "示范省", CITY: "示范市", COUNTY: "追溯县"}  # region code → name
 
     # -- small draws ----------------------------------------------------------------
     def next(self, name: str) -> int:
@@ -270,7 +279,7 @@ class _Planner:
         while True:
             birth = dt.date(year, self.rng.randint(1, 12), self.rng.randint(1, 28))
             seq = self.rng.randrange(0, 1000, 2) + (1 if male else 0)
-            first17 = f"{COUNTY}{birth:%Y%m%d}{seq % 1000:03d}"
+            first17 = f"{COUNTY}{birth:%Y%m%d}{seq:03d}"
             number = first17 + check_digit(first17)
             if number not in self.people:
                 self.people.add(number)
@@ -298,29 +307,30 @@ class _Planner:
     # -- administration -------------------------------------------------------------
     def plan_setup(self) -> None:
         s = self.setup.append
-        s(Admin("create_region", (PROVINCE, "示范省", "province", None)))
-        s(Admin("create_region", (CITY, "示范市", "city", PROVINCE)))
-        s(Admin("create_region", (COUNTY, "追溯县", "county", CITY)))
+        names = self.names
+        s(Admin("create_region", (PROVINCE, names[PROVINCE], "province", None)))
+        s(Admin("create_region", (CITY, names[CITY], "city", PROVINCE)))
+        s(Admin("create_region", (COUNTY, names[COUNTY], "county", CITY)))
         for i, (t, vs) in enumerate(villages(self.size).items()):
-            tname = TOWNSHIP_NAMES[i % len(TOWNSHIP_NAMES)] + ("镇" if i % 3 else "乡")
-            s(Admin("create_region", (t, tname, "township", COUNTY)))
+            names[t] = TOWNSHIP_NAMES[i % len(TOWNSHIP_NAMES)] + ("镇" if i % 3 else "乡")
+            s(Admin("create_region", (t, names[t], "township", COUNTY)))
             for j, v in enumerate(vs):
-                s(Admin("create_region", (v, VILLAGE_NAMES[j % len(VILLAGE_NAMES)] + "村",
-                                          "village", t)))
-        units: list[str] = []
+                names[v] = VILLAGE_NAMES[j % len(VILLAGE_NAMES)] + "村"
+                s(Admin("create_region", (v, names[v], "village", t)))
+        units: set[str] = set()
         for code, kind, region, unit in official_codes(self.size):
             if unit not in units:
-                units.append(unit)
+                units.add(unit)
                 ukind, uname = UNITS[unit.rsplit("-", 1)[1]]
-                s(Admin("establish_unit", (unit, f"{region}{uname}", ukind, region)))
+                s(Admin("establish_unit", (unit, names[region] + uname, ukind, region)))
             male = self.rng.random() < 0.75
             s(Admin("register_official", (code, self.name(), unit,
                                           self.id_number(self.rng.randint(1965, 1995), male))))
             s(Admin("take_position", (code, kind, region, POSITIONS_FROM)))
             s(Admin("register_key", (code, b64(official_key(self.seed, code).public_bytes),
                                      KEYS_VALID_FROM)))
-        aid_unit = f"{COUNTY}-AID"
-        s(Admin("establish_unit", (aid_unit, "追溯县县直结对帮扶单位", "government", COUNTY)))
+        aid_unit, (ukind, uname) = f"{COUNTY}-AID", UNITS["AID"]
+        s(Admin("establish_unit", (aid_unit, names[COUNTY] + uname, ukind, COUNTY)))
         for vs in villages(self.size).values():
             for v in vs:
                 n = -(-self.shape.households_per_village // HOUSEHOLDS_PER_HELPER)
@@ -395,9 +405,9 @@ class _Planner:
         rng, v, t = self.rng, h.village, h.township
         steps = []
 
-        def step(day: dt.date, name: str, content: dict[str, Any], *signers: tuple[str, str],
-                 subject: str = h.id) -> None:
-            steps.append(Step(day, name, subject, {**content, "effective_date": day.isoformat()},
+        def step(day: dt.date, name: str, content: dict[str, Any],
+                 *signers: tuple[str, str]) -> None:
+            steps.append(Step(day, name, h.id, {**content, "effective_date": day.isoformat()},
                               signers))
 
         clerk = rng.choice(("accountant", "work-team"))
@@ -440,7 +450,8 @@ class _Planner:
              (f"{v}-work-team", "preparer"))
         step(approve, "Household.ApprovedByCounty", {"announcement_no": announcement},
              (f"{COUNTY}-poverty-staff-{rng.randint(1, 3)}", "preparer"),
-             (f"{COUNTY}-poverty-director", "reviewer"), (f"{COUNTY}-deputy-magistrate", "approver"))
+             (f"{COUNTY}-poverty-director", "reviewer"),
+             (f"{COUNTY}-deputy-magistrate", "approver"))
         helpers = self.helpers[v]
         helper = helpers[int(h.code[-4:]) * len(helpers) // (self.shape.households_per_village + 1)]
         step(_later(approve, rng.randint(3, 10)), "Household.HelperAssigned",
@@ -503,12 +514,14 @@ class _Planner:
         total = rng.randint(25, 45)
         votes_for = total // 2 - 2 if voted_down else total - rng.randint(0, 3)
 
-        def step(day: dt.date, name: str, content: dict[str, Any], *signers: tuple[str, str]) -> None:
+        def step(day: dt.date, name: str, content: dict[str, Any],
+                 *signers: tuple[str, str]) -> None:
             self.add(t, Step(day, name, h.id, {**content, "effective_date": day.isoformat()},
                              signers))
 
         step(proposed, "Household.ExitProposed", {
-            "year": YEAR, "income_per_capita_fen": income, "income_line_fen": INCOME_LINES_FEN[YEAR],
+            "year": YEAR, "income_per_capita_fen": income,
+            "income_line_fen": INCOME_LINES_FEN[YEAR],
             "checks": {c: True for c in EXIT_CHECKS}},
             (f"{v}-work-team", "preparer"), (f"{v}-first-secretary", "approver"))
         step(appraised, "Household.ExitAppraised",
@@ -603,13 +616,13 @@ class _Planner:
             pid = str(Project.create_id(code))
             budget = self.amount(300_000, 1_200_000, 1000)
             approved = _d(4, 10) + dt.timedelta(days=self.rng.randint(0, 40))
-            chosen = sorted(self.rng.sample(pool, min(len(pool), self.rng.randint(10, 40))),
-                            key=lambda h: h.code)
+            k = min(max(len(pool) - 2, 0), self.rng.randint(10, 40))
+            chosen = sorted(self.rng.sample(pool, k), key=lambda h: h.code)
             title = {"prj_village_infrastructure": "村组道路硬化", "prj_drinking_water": "安全饮水巩固提升",
                      "prj_industry": "特色种养产业基地", "prj_training": "贫困劳动力技能培训"}[purpose]
             where = township or "county"
             self.add(where, Step(approved, "Project.Approved", pid, {
-                "project_code": code, "name": f"{region}{title}项目", "region_code": region,
+                "project_code": code, "name": f"{self.names[region]}{title}项目", "region_code": region,
                 "purpose_code": purpose, "budget_fen": budget,
                 "effective_date": approved.isoformat(),
                 "beneficiary_household_ids": [h.id for h in chosen]},
@@ -623,7 +636,8 @@ class _Planner:
                 day = _later(approved, self.rng.randint(20, 40))
                 self.add(where, Step(day, "Project.BeneficiaryAdded", pid, {
                     "household_id": self.rng.choice(others).id, "effective_date": day.isoformat()},
-                    ((f"{COUNTY}-poverty-staff-1", "preparer"), (f"{COUNTY}-magistrate", "approver"))))
+                    ((f"{COUNTY}-poverty-staff-1", "preparer"),
+                     (f"{COUNTY}-magistrate", "approver"))))
             payer = township or COUNTY
             supplier = suppliers[self.rng.randrange(len(suppliers))]
             self.pay(_later(approved, self.rng.randint(15, 30)), payer, source, "project", pid,
@@ -679,11 +693,13 @@ class _Planner:
             if h.status == "removed":
                 continue
             day = _d(12, 1) + dt.timedelta(days=self.rng.randint(0, 7))
-            income = h.income if h.status == "exited" else h.income * self.rng.randint(100, 125) // 100
+            growth = 100 if h.status == "exited" else self.rng.randint(100, 125)
             self.add(h.township, Step(day, "Household.AnnualReviewRecorded", h.id, {
-                "year": YEAR, "effective_date": day.isoformat(), "income_per_capita_fen": income,
+                "year": YEAR, "effective_date": day.isoformat(),
+                "income_per_capita_fen": h.income * growth // 100,
                 "members_count": len(h.members), "notes": ""},
-                ((f"{h.village}-accountant", "preparer"), (f"{h.township}-poverty-officer", "reviewer"))))
+                ((f"{h.village}-accountant", "preparer"),
+                 (f"{h.township}-poverty-officer", "reviewer"))))
 
     def plan_funding(self) -> None:
         """Money in at the province and down to each paying account in two tranches, each
@@ -703,12 +719,13 @@ class _Planner:
                 county = sum(wanted.values()) + _round_up(needs[COUNTY, source, tranche])
                 if not county:
                     continue
-                doc = f"财农〔{YEAR}〕{self.next('doc-province')}号"
-                self.add("funding", Step(day, "FundAccount.Received", self.account(PROVINCE, source), {
-                    "movement_id": self.movement_id(), "amount_fen": county,
-                    "effective_date": day.isoformat(), "purpose": "special_fund",
-                    "document_no": doc, "source": {"central": "中央财政专项扶贫资金",
-                                                   "provincial": "省级财政专项扶贫资金"}[source]},
+                self.add("funding", Step(
+                    day, "FundAccount.Received", self.account(PROVINCE, source), {
+                        "movement_id": self.movement_id(), "amount_fen": county,
+                        "effective_date": day.isoformat(), "purpose": "special_fund",
+                        "document_no": f"财农〔{YEAR}〕{self.next('doc-province')}号",
+                        "source": {"central": "中央财政专项扶贫资金",
+                                   "provincial": "省级财政专项扶贫资金"}[source]},
                     _money_signers(PROVINCE)))
                 self.allocate(_later(day, 5), PROVINCE, CITY, source, county, "示财农")
                 self.allocate(_later(day, 10), CITY, COUNTY, source, county, "示市财农")
@@ -746,11 +763,13 @@ def _round_up(fen: int, unit: int = 1_000_000) -> int:
 def _money_signers(region: str, large: bool = False) -> tuple[tuple[str, str], ...]:
     """经办 / 审核 / 审批 at the account's own level."""
     if region in (PROVINCE, CITY):
-        return ((f"{region}-finance-officer", "preparer"), (f"{region}-poverty-director", "reviewer"),
+        return ((f"{region}-finance-officer", "preparer"),
+                (f"{region}-poverty-director", "reviewer"),
                 (f"{region}-finance-director", "approver"))
     if region == COUNTY:
         return ((f"{COUNTY}-finance-officer-{2 if large else 1}", "preparer"),
-                (f"{COUNTY}-finance-director", "reviewer"), (f"{COUNTY}-deputy-magistrate", "approver"))
+                (f"{COUNTY}-finance-director", "reviewer"),
+                (f"{COUNTY}-deputy-magistrate", "approver"))
     if large:
         return ((f"{region}-finance-accountant", "preparer"), (f"{region}-head", "reviewer"),
                 (f"{region}-party-secretary", "approver"))
@@ -761,15 +780,63 @@ def _money_signers(region: str, large: bool = False) -> tuple[tuple[str, str], .
 # ---------------------------------------------------------------------------------------
 # running the plan
 
+class _Signer:
+    """The officials' side: signs each step with the keys of its signers (derived lazily)."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.keys: dict[str, tuple[str, SigningKey]] = {}
+
+    def command(self, s: Step) -> dict[str, Any]:
+        signers = []
+        for code, role in s.signers:
+            if code not in self.keys:
+                self.keys[code] = (str(Official.create_id(code)), official_key(self.seed, code))
+            signers.append((*self.keys[code], role))
+        return sign_command(s.step, s.subject, s.content, signers)
+
+
+_WORKER_SIGNERS: dict[int, _Signer] = {}
+
+
+def _sign_chunk(seed: int, steps: list[Step]) -> list[dict[str, Any]]:
+    signer = _WORKER_SIGNERS.setdefault(seed, _Signer(seed))
+    return [signer.command(s) for s in steps]
+
+
+def _signed_commands(steps: list[Step], seed: int, in_worker: bool) -> Iterator[dict[str, Any]]:
+    """The steps' signed commands, in order.  With ``in_worker`` a second process signs
+    ahead (a few chunks at most) while this one executes: the client's work overlaps the
+    server's, as it would with real clients."""
+    if not in_worker:
+        yield from map(_Signer(seed).command, steps)
+        return
+    chunks = (steps[i:i + 500] for i in range(0, len(steps), 500))
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        ahead: deque[Future[list[dict[str, Any]]]] = deque(
+            pool.submit(_sign_chunk, seed, chunk) for chunk in islice(chunks, 4))
+        while ahead:
+            signed = ahead.popleft().result()
+            following = next(chunks, None)
+            if following is not None:
+                ahead.append(pool.submit(_sign_chunk, seed, following))
+            yield from signed
+
+
 def build_demo(app: Zhuisu, size: str = "small", seed: int = 20251,
                progress: Callable[[int, int], None] | None = None, *,
-               allow_existing: bool = False) -> DemoSummary:
+               allow_existing: bool = False, sign_in_worker: bool | None = None) -> DemoSummary:
     """Build the synthetic county of ``size`` and its year 2025 through ``app.execute``.
 
     One transaction (``app.batch()``) for the set-up, one for the money coming in and going
     down, one per township (its identification, then its year in date order) and one for
     the county's own projects, so each aggregate is loaded about once.  ``progress(done,
     total)`` counts commands run, every 1,000 and after each transaction.
+    ``sign_in_worker`` (default: on for small and larger sizes when there is more than one
+    CPU) signs the commands in a second process, overlapping with their execution.
+    A store that already holds events is refused (``StoreNotEmpty``) unless
+    ``allow_existing``; even then the demo's fixed region and official codes must be free.
     """
     _shape(size)
     if not allow_existing and not store_is_empty(app):
@@ -785,41 +852,47 @@ def build_demo(app: Zhuisu, size: str = "small", seed: int = 20251,
     plan.plan_year()
     batches = plan.batches()
     total = sum(len(b) for b in batches)
-    keys = {code: official_key(seed, code) for code, *_ in official_codes(size)}
-    ids = {code: str(Official.create_id(code)) for code in keys}
+    steps = [item for batch in batches for item in batch if isinstance(item, Step)]
+    if sign_in_worker is None:
+        sign_in_worker = len(steps) >= 5000 and (os.cpu_count() or 1) > 1
+    commands = _signed_commands(steps, seed, sign_in_worker)
     done = 0
     if progress:
         progress(done, total)
-    for batch in batches:
-        with app.batch():
-            for item in batch:
-                _run(app, item, keys, ids)
-                done += 1
-                if progress and done % 1000 == 0:
-                    progress(done, total)
-        if progress:
-            progress(done, total)
+    try:
+        for batch in batches:
+            with app.batch():
+                for item in batch:
+                    _run(app, item, commands)
+                    done += 1
+                    if progress and done % 1000 == 0:
+                        progress(done, total)
+            if progress:
+                progress(done, total)
+    finally:
+        commands.close()
     seconds = time.perf_counter() - started
     events = (app.recorder.max_notification_id() or 0) - first
     return DemoSummary(
-        size=size, seed=seed, households=len(plan.households), officials=len(keys),
+        size=size, seed=seed, households=len(plan.households),
+        officials=len(official_codes(size)),
         helpers=sum(len(h) for h in plan.helpers.values()), projects=plan.projects,
         payments=sum(1 for b in batches for s in b
                      if isinstance(s, Step) and s.step == "FundAccount.Disbursed"),
         events_written=events, seconds=seconds, events_per_second=events / seconds,
-        final_status={h.code: h.status for h in plan.households}, keys=keys,
+        final_status={h.code: h.status for h in plan.households}, keys=demo_keys(seed, size),
         accounts={f"{r}/{s}": str(FundAccount.create_id(r, s))
                   for r in [PROVINCE, CITY, COUNTY, *townships(size)]
                   for s in ("central", "provincial")})
 
 
-def _run(app: Zhuisu, item: Admin | Step, keys: dict[str, SigningKey], ids: dict[str, str]) -> None:
+def _run(app: Zhuisu, item: Admin | Step, commands: Iterator[dict[str, Any]]) -> None:
     try:
         if isinstance(item, Admin):
             getattr(app, item.verb)(*item.args)
         else:
-            app.execute(sign_command(item.step, item.subject, item.content,
-                                     [(ids[c], keys[c], role) for c, role in item.signers]))
+            app.execute(next(commands))
     except Exception as exc:
-        what = item.verb if isinstance(item, Admin) else f"{item.step} on {item.subject} ({item.day})"
+        what = (item.verb if isinstance(item, Admin)
+                else f"{item.step} on {item.subject} ({item.day})")
         raise DemoStepRefused(f"demo step {what} was refused: {exc}") from exc

@@ -21,17 +21,20 @@ Audit tables (created on first use, SQLAlchemy Core):
 
 The events are read with our own SQL on the DB-API connection rather than through the
 library's decoded notifications: the log hashes the stored bytes, and this is the
-verifier's hot loop.  Each row comes back as ``(position, originator_id bytes, version,
-topic, state)``; values a tampered row may hold (NULL, text for blob, a non-UUID id) are
-normalised by ``normalise_row`` so that they hash, and fail, instead of crashing.
+verifier's hot loop.  Each row comes back as a ``records.Record`` tuple ``(position,
+originator_id, version, topic, state)`` with the id and topic already bytes; values a
+tampered row may hold (NULL, text for a number) are normalised by ``normalise_row`` so
+that they hash, and fail, instead of crashing.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import struct
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +80,7 @@ merkle_nodes = Table(
     Column("level", SmallInteger, primary_key=True, autoincrement=False),
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
 )
 merkle_state = Table(
     "merkle_state", metadata,
@@ -151,79 +155,100 @@ def sqlalchemy_url(database_url: str) -> tuple[str, str | None]:
         return f"sqlite:///{path}", None
     if parts.scheme in ("postgresql", "postgres"):
         schema = parse_qs(parts.query).get("schema", [None])[0]
+        if schema is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema):
+            raise InvalidInput(f"schema: expected letters, digits and _, got {schema!r}",
+                               field="database_url")
         return urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, "", "")), schema
     raise InvalidInput("must start with sqlite:/// or postgresql://", field="database_url")
 
 
+def raw_rows(conn: Connection, dialect: str, sql: str, params: Sequence) -> list[tuple]:
+    """Run SQL on the DB-API connection under ``conn`` (same transaction); all rows.
+
+    PostgreSQL rows come in binary format (bytea as bytes, no hex decoding).
+    """
+    raw = conn.connection.driver_connection
+    if dialect == "sqlite":
+        return raw.execute(sql, params).fetchall()
+    with raw.cursor(binary=True) as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
 class EventRows:
-    """Raw reads of the application's events table, in notification order."""
+    """Raw reads of the application's events table, in notification order.
+
+    Each row is ``(position, originator_id, version, topic, state)`` with the id and the
+    topic as bytes (``records.Record``), read with ``CAST`` / ``convert_to`` so that no
+    Python conversion is needed on the common path.
+    """
 
     def __init__(self, dialect: str, table: str, uuid_ids: bool = True):
         self.dialect = dialect
         if dialect == "sqlite":
-            pos, ph, oid = "rowid", "?", "originator_id"
+            pos, ph = "rowid", "?"
+            cols = ("CAST(e.originator_id AS BLOB), e.originator_version, "
+                    "CAST(e.topic AS BLOB), CAST(e.state AS BLOB)")
         else:
             pos, ph = "notification_id", "%s"
-            oid = "uuid_send(originator_id)" if uuid_ids else "convert_to(originator_id, 'UTF8')"
-        self._between = (f"SELECT {pos}, {oid}, originator_version, topic, state FROM {table} "
-                         f"WHERE {pos} > {ph} AND {pos} <= {ph} ORDER BY {pos} LIMIT {ph}")
-        self._pending = f"SELECT COUNT(*) FROM {table} WHERE {pos} > {ph}"
+            oid = ("replace(e.originator_id::text, '-', '')" if uuid_ids
+                   else "e.originator_id::text")
+            cols = (f"convert_to({oid}, 'UTF8'), e.originator_version, "
+                    f"convert_to(e.topic, 'UTF8'), e.state")
+        self.table, self.pos, self.ph = table, pos, ph
+        self._between = (f"SELECT e.{pos}, {cols} FROM {table} e WHERE e.{pos} > {ph} "
+                         f"AND e.{pos} <= {ph} ORDER BY e.{pos} LIMIT {ph}")
+        self._count = f"SELECT COUNT(*) FROM {table} WHERE {pos} > {ph} AND {pos} <= {ph}"
         self._position_of = (f"SELECT {pos} FROM {table} "
                              f"WHERE originator_id = {ph} AND originator_version = {ph}")
-
-    def _execute(self, conn: Connection, sql: str, params: Sequence) -> list[tuple]:
-        raw = conn.connection.driver_connection
-        if self.dialect == "sqlite":
-            return raw.execute(sql, params).fetchall()
-        with raw.cursor(binary=True) as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
+        self._cols = cols
 
     def between(self, conn: Connection, after: int, upto: int = 2**63 - 1,
                 limit: int = 2**62) -> list[tuple]:
-        """Rows with after < position <= upto, at most ``limit``, as normalised tuples."""
-        rows = self._execute(conn, self._between, (after, upto, limit))
-        if self.dialect == "sqlite":
-            fromhex = bytes.fromhex
-            try:
-                return [(p, fromhex(o), v, t, s) for p, o, v, t, s in rows]
-            except (TypeError, ValueError):
-                return [normalise_row(r) for r in rows]
-        return rows
+        """Rows with after < position <= upto, at most ``limit``."""
+        return raw_rows(conn, self.dialect, self._between, (after, upto, limit))
 
-    def pending(self, conn: Connection, after: int) -> int:
-        return self._execute(conn, self._pending, (after,))[0][0]
+    def by_leaf(self, conn: Connection, leaves_table: str, start: int, stop: int) -> list[tuple]:
+        """For leaves [start, stop) in leaf order: the record at each leaf's stored position
+        (all but the position NULL if there is none), then the stored leaf hash."""
+        sql = (f"SELECT l.position, {self._cols}, l.leaf_hash FROM {leaves_table} l "
+               f"LEFT JOIN {self.table} e ON e.{self.pos} = l.position "
+               f"WHERE l.leaf_index >= {self.ph} AND l.leaf_index < {self.ph} "
+               f"ORDER BY l.leaf_index")
+        return raw_rows(conn, self.dialect, sql, (start, stop))
+
+    def at_leaf_position(self, conn: Connection, leaves_table: str,
+                         position: int) -> tuple | None:
+        """(leaf index, record...) of the event at ``position`` if both exist."""
+        sql = (f"SELECT l.leaf_index, e.{self.pos}, {self._cols} FROM {leaves_table} l "
+               f"JOIN {self.table} e ON e.{self.pos} = l.position WHERE l.position = {self.ph}")
+        rows = raw_rows(conn, self.dialect, sql, (position,))
+        return rows[0] if rows else None
+
+    def count(self, conn: Connection, after: int, upto: int = 2**63 - 1) -> int:
+        return raw_rows(conn, self.dialect, self._count, (after, upto))[0][0]
 
     def position_of(self, conn: Connection, originator_id: uuid.UUID, version: int) -> int | None:
         oid: Any = originator_id.hex if self.dialect == "sqlite" else originator_id
-        rows = self._execute(conn, self._position_of, (oid, version))
+        rows = raw_rows(conn, self.dialect, self._position_of, (oid, version))
         return rows[0][0] if rows else None
 
 
-def normalise_row(row: Sequence) -> tuple[int, bytes, int, str, bytes]:
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, str):
+        return value.encode()
+    return b"" if value is None else bytes(value)
+
+
+def normalise_row(row: Sequence) -> tuple[int, bytes, int, bytes, bytes]:
     """A row as the record encoding needs it, whatever types a tampered row holds."""
     position, oid, version, topic, state = row
-    if isinstance(oid, uuid.UUID):
-        oid = oid.bytes
-    elif isinstance(oid, str):
-        try:
-            oid = bytes.fromhex(oid) if len(oid) == 32 else oid.encode()
-        except ValueError:
-            oid = oid.encode()
-    elif oid is None:
-        oid = b""
     if not isinstance(version, int):
         try:
             version = int(version)
         except (TypeError, ValueError):
             version = NULL_VERSION
-    if not isinstance(topic, str):
-        topic = bytes(topic).decode("utf-8", "replace") if topic is not None else ""
-    if isinstance(state, str):
-        state = state.encode()
-    elif state is None:
-        state = b""
-    return int(position), bytes(oid), version, topic, bytes(state)
+    return int(position), _as_bytes(oid), version, _as_bytes(topic), _as_bytes(state)
 
 
 def hash_rows(rows: list[tuple]) -> tuple[list[tuple], list[bytes]]:
@@ -235,10 +260,22 @@ def hash_rows(rows: list[tuple]) -> tuple[list[tuple], list[bytes]]:
         return rows, leaf_hashes(rows)
 
 
+@contextmanager
+def opened(source: Any) -> Iterator[AuditStore]:
+    """``source`` as an open store: an ``AuditStore`` is used as is (and left open), anything
+    else (settings, URL, ``AuditConfig``) is opened for the block and closed after."""
+    store = AuditStore.of(source)
+    try:
+        yield store
+    finally:
+        if store is not source:
+            store.close()
+
+
 class AuditStore:
     """An engine on the application's database, the audit tables, and the events reader."""
 
-    def __init__(self, config: AuditConfig):
+    def __init__(self, config: AuditConfig, *, create: bool = True):
         self.config = config
         url, schema = sqlalchemy_url(config.database_url)
         self.schema = schema
@@ -252,8 +289,34 @@ class AuditStore:
             table = f'"{schema or "public"}"."{Zhuisu.name.lower()}_events"'
         self.engine: Engine = engine
         self.dialect = engine.dialect.name
-        self._create_tables()
+        if create:
+            self._create_tables()
         self.events = EventRows(self.dialect, table, self._uuid_ids())
+        self._prefix = f'"{schema}".' if schema else ""
+
+    def table_sql(self, name: str) -> str:
+        """An audit table's name for raw SQL (schema-qualified on PostgreSQL)."""
+        return f'{self._prefix}"{name}"'
+
+    def insert_rows(self, conn: Connection, table: str, columns: Sequence[str],
+                    rows: list[tuple]) -> None:
+        """Bulk insert on the DB-API connection under ``conn`` (COPY on PostgreSQL)."""
+        raw = conn.connection.driver_connection
+        names = ", ".join(columns)
+        if self.dialect == "sqlite":
+            marks = ", ".join("?" * len(columns))
+            raw.executemany(f"INSERT INTO {self.table_sql(table)} ({names}) VALUES ({marks})",
+                            rows)
+            return
+        with raw.cursor() as cur, cur.copy(
+                f"COPY {self.table_sql(table)} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def raw(self, conn: Connection, sql: str, params: Sequence = ()) -> list[tuple]:
+        """``raw_rows`` with ``?`` placeholders on either database."""
+        return raw_rows(conn, self.dialect,
+                        sql if self.dialect == "sqlite" else sql.replace("?", "%s"), params)
 
     @classmethod
     def of(cls, source: Any) -> AuditStore:

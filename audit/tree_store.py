@@ -19,12 +19,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, delete, select, update
 
 from audit.errors import NotInLog
 from audit.merkle import HASH_SIZE, CompactRange, NodeGetter
 from audit.records import field_digests
-from audit.store import AuditStore, hash_rows, merkle_leaves, merkle_nodes, merkle_state
+from audit.store import (
+    AuditStore,
+    hash_rows,
+    merkle_leaves,
+    merkle_nodes,
+    merkle_state,
+    opened,
+)
 
 T = TypeVar("T")
 CATCH_UP_BATCH = 50_000
@@ -66,16 +73,12 @@ def catch_up(source: Any, *, batch: int = CATCH_UP_BATCH) -> TreeState:
     ``source``: an ``AuditStore``, an ``AuditConfig``, a database URL or the app's settings.
     Each batch of up to ``batch`` records is one transaction (leaves, nodes and state).
     """
-    store = AuditStore.of(source)
-    try:
+    with opened(source) as store:
         while True:
             with store.engine.begin() as conn:
                 state, added = _append_batch(store, conn, batch)
             if added < batch:
                 return state
-    finally:
-        if store is not source:
-            store.close()
 
 
 def _append_batch(store: AuditStore, conn: Connection, limit: int) -> tuple[TreeState, int]:
@@ -89,12 +92,11 @@ def _append_batch(store: AuditStore, conn: Connection, limit: int) -> tuple[Tree
     leaves, nodes = [], []
     for row, leaf_hash in zip(rows, hashes):
         created = tree.append(leaf_hash)
-        leaves.append({"leaf_index": created[0][1], "position": row[0], "leaf_hash": leaf_hash,
-                       "fields": field_digests(row)})
-        nodes.extend({"level": level, "idx": idx, "hash": h} for level, idx, h in created[1:])
-    conn.execute(insert(merkle_leaves), leaves)
-    if nodes:
-        conn.execute(insert(merkle_nodes), nodes)
+        leaves.append((created[0][1], row[0], leaf_hash, field_digests(row)))
+        nodes += created[1:]
+    store.insert_rows(conn, "merkle_leaves", ("leaf_index", "position", "leaf_hash", "fields"),
+                      leaves)
+    store.insert_rows(conn, "merkle_nodes", ("level", "idx", "hash"), nodes)
     new = TreeState(tree.size, rows[-1][0], tuple(tree.hashes))
     conn.execute(update(merkle_state).where(merkle_state.c.id == 1).values(
         size=new.size, last_position=new.last_position, frontier=b"".join(new.frontier)))
@@ -103,8 +105,7 @@ def _append_batch(store: AuditStore, conn: Connection, limit: int) -> tuple[Tree
 
 def rebuild(source: Any) -> TreeState:
     """Empty the stored tree and append every record again from zero."""
-    store = AuditStore.of(source)
-    try:
+    with opened(source) as store:
         with store.engine.begin() as conn:
             lock_state(conn)
             conn.execute(delete(merkle_nodes))
@@ -112,43 +113,42 @@ def rebuild(source: Any) -> TreeState:
             conn.execute(update(merkle_state).where(merkle_state.c.id == 1).values(
                 size=0, last_position=0, frontier=b""))
         return catch_up(store)
-    finally:
-        if store is not source:
-            store.close()
 
 
 def tree_state(source: Any) -> TreeState:
-    store = AuditStore.of(source)
-    try:
-        with store.engine.connect() as conn:
-            return read_state(conn)
-    finally:
-        if store is not source:
-            store.close()
+    with opened(source) as store, store.engine.connect() as conn:
+        return read_state(conn)
 
 
-def fetch_nodes(conn: Connection, coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    """Stored hashes of nodes (level, idx); level 0 is the leaf hash.  Two queries at most."""
-    coords = set(coords)
-    found: dict[tuple[int, int], bytes] = {}
+def fetch_nodes(store: AuditStore, conn: Connection,
+                coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """Stored hashes of nodes (level, idx); level 0 is the leaf hash.  One query.
+
+    Point lookups joined by UNION ALL, so each uses the primary key (SQLite does not use
+    the index for a row-value IN list).
+    """
+    coords = sorted(set(coords))
     leaves = [i for level, i in coords if level == 0]
-    if leaves:
-        rows = conn.execute(select(merkle_leaves.c.leaf_index, merkle_leaves.c.leaf_hash)
-                            .where(merkle_leaves.c.leaf_index.in_(leaves)))
-        found.update(((0, i), h) for i, h in rows)
     inner = [c for c in coords if c[0] > 0]
-    if inner:
-        rows = conn.execute(select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash)
-                            .where(tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(inner)))
-        found.update(((level, i), h) for level, i, h in rows)
-    missing = sorted(coords - found.keys())
+    parts, params = [], []
+    if leaves:
+        parts.append(f"SELECT 0, leaf_index, leaf_hash FROM {store.table_sql('merkle_leaves')} "
+                     f"WHERE leaf_index IN ({', '.join('?' * len(leaves))})")
+        params += leaves
+    nodes = store.table_sql("merkle_nodes")
+    for level, idx in inner:
+        parts.append(f"SELECT level, idx, hash FROM {nodes} WHERE level = ? AND idx = ?")
+        params += [level, idx]
+    found = ({(level, i): bytes(h) for level, i, h in store.raw(conn, " UNION ALL ".join(parts),
+                                                                 params)} if parts else {})
+    missing = [c for c in coords if c not in found]
     if missing:
         raise NotInLog(f"stored tree node {missing[0]} (level, index): expected a hash, "
                        f"got none ({len(missing)} missing)")
     return found
 
 
-def with_stored_nodes(conn: Connection, compute: Callable[[NodeGetter], T]) -> T:
+def with_stored_nodes(store: AuditStore, conn: Connection, compute: Callable[[NodeGetter], T]) -> T:
     """Run ``compute(get_node)`` on stored nodes, fetched in one batch.
 
     Which nodes a proof or root needs depends only on indices and sizes, never on hash
@@ -161,39 +161,5 @@ def with_stored_nodes(conn: Connection, compute: Callable[[NodeGetter], T]) -> T
         return bytes(HASH_SIZE)
 
     compute(plan)
-    nodes = fetch_nodes(conn, coords)
+    nodes = fetch_nodes(store, conn, coords)
     return compute(lambda level, idx: nodes[(level, idx)])
-
-
-def frontier_coords(size: int) -> list[tuple[int, int]]:
-    """(level, idx) of the perfect subtrees that make up leaves [0, size), largest first."""
-    coords, start = [], 0
-    for level in reversed(range(size.bit_length())):
-        if size >> level & 1:
-            coords.append((level, start >> level))
-            start += 1 << level
-    return coords
-
-
-def stored_root(conn: Connection, size: int) -> bytes:
-    """Root of the stored tree's first ``size`` leaves, from O(log size) stored nodes."""
-    coords = frontier_coords(size)
-    nodes = fetch_nodes(conn, coords)
-    return CompactRange(size, [nodes[c] for c in coords]).root()
-
-
-def leaf_index_of(conn: Connection, position: int) -> int:
-    row = conn.execute(select(merkle_leaves.c.leaf_index)
-                       .where(merkle_leaves.c.position == position)).first()
-    if row is None:
-        raise NotInLog(f"no leaf for notification id {position} (not recorded, or the tree "
-                       "has not caught up)", field="position")
-    return row[0]
-
-
-def position_of_leaf(conn: Connection, leaf_index: int) -> int:
-    row = conn.execute(select(merkle_leaves.c.position)
-                       .where(merkle_leaves.c.leaf_index == leaf_index)).first()
-    if row is None:
-        raise NotInLog(f"no leaf {leaf_index} in the stored tree", field="leaf_index")
-    return row[0]

@@ -362,6 +362,12 @@ class Zhuisu(Application):
         self.load(Official, kw.get("official_id"), "content.official_id")
         return self._step_on_existing(step, subject, kw, authorise)
 
+    def _project_beneficiaryadded(self, step: str, subject: Any, kw: dict[str, Any],
+                                  authorise: Authoriser) -> tuple[UUID, bool]:
+        """A beneficiary is a known household, as at approval."""
+        self.load(Household, kw.get("household_id"), "content.household_id")
+        return self._step_on_existing(step, subject, kw, authorise)
+
     def _fundaccount_allocated(self, step: str, subject: Any, kw: dict[str, Any],
                                authorise: Authoriser) -> tuple[UUID, bool]:
         account = self.load(FundAccount, subject)

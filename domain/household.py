@@ -28,7 +28,7 @@ from domain.errors import (
 from domain.money import Purpose
 from domain.positions import STEP_RULES
 from domain.region import RegionPath, stable_id
-from domain.signed import Authoriser, SignedAggregate, business_date
+from domain.signed import Authoriser, SignedAggregate, business_date, step_name
 
 NOTICE_DAYS_MIN = 7  # 公示期不少于7天
 
@@ -131,8 +131,21 @@ def _members(members: object) -> list[dict[str, Any]]:
     return out
 
 
+ASSISTANCE_STEPS = frozenset({"HelperAssigned", "AnnualReviewRecorded"})
+"""Steps beside the procedure, which may be recorded for any date since the application."""
+
+
 class Household(SignedAggregate):
     """A household (农户) going through identification, assistance, exit or removal."""
+
+    class Event(SignedAggregate.Event):
+        def apply(self, aggregate: Any) -> None:
+            """Keep the date of the latest procedure step: the procedure never goes back in
+            time, so the register's history (``status_on``) stays in business-date order."""
+            super().apply(aggregate)
+            day = vars(self).get("effective_date")
+            if day is not None and step_name(self).split(".")[-1] not in ASSISTANCE_STEPS:
+                aggregate.last_step_on = max(aggregate.last_step_on, day)
 
     @staticmethod
     def create_id(household_code: str, **_: object) -> UUID:
@@ -193,6 +206,7 @@ class Household(SignedAggregate):
         self.bank_account_hash = bank_account_hash
         self.status = Status.APPLIED
         self.applied_on = effective_date
+        self.last_step_on = effective_date
         self.history: list[tuple[dt.date, Status]] = []  # register transitions by business date
         self.notice: dict[str, Any] | None = None
         self.objections: dict[str, bool | None] = {}  # open objections → None until resolved
@@ -250,6 +264,9 @@ class Household(SignedAggregate):
                 status=self.status.value)
         if day < self.applied_on:
             raise InvalidInput("is before the household's application", field="effective_date")
+        if step not in ASSISTANCE_STEPS and day < self.last_step_on:
+            raise InvalidInput(f"is before the household's previous step on {self.last_step_on}",
+                               field="effective_date")
         if after_notice:
             assert self.notice is not None
             ends = self.notice["posted_on"] + dt.timedelta(days=self.notice["days"])

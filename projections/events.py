@@ -10,11 +10,17 @@ skipping the domain class construction the projections do not need.
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
 
 from eventsourcing.persistence import Notification
+
+from domain.application import Zhuisu
+
+_READER_LOCK = zlib.crc32(b"zhuisu-projection-readers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,48 @@ class Event:
 def step_of(topic: str) -> str:
     """'domain.household:Household.Applied' → 'Household.Applied'."""
     return topic.rpartition(":")[2]
+
+
+def store_env(url: str) -> dict[str, str]:
+    """The event store settings for a database URL (as ``api.settings`` makes them)."""
+    u = urlparse(url)
+    if u.scheme == "sqlite":
+        path = unquote(u.path[1:] if u.path.startswith("/") else u.path)
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path,
+                "SQLITE_LOCK_TIMEOUT": "30"}
+    env = {"PERSISTENCE_MODULE": "eventsourcing.postgres",
+           "POSTGRES_DBNAME": u.path.lstrip("/") or "postgres",
+           "POSTGRES_HOST": u.hostname or "127.0.0.1", "POSTGRES_PORT": str(u.port or 5432),
+           "POSTGRES_USER": unquote(u.username or "postgres"),
+           "POSTGRES_PASSWORD": unquote(u.password or ""), "POSTGRES_CONNECT_TIMEOUT": "5",
+           "POSTGRES_POOL_SIZE": "2"}
+    schema = parse_qs(u.query).get("schema")
+    if schema:
+        env["POSTGRES_SCHEMA"] = schema[0]
+    return env
+
+
+def reader_app(url: str) -> Zhuisu:
+    """An application on the store at ``url`` that only reads and decodes its log.
+
+    Opening an application creates the event store's tables if they are missing; on
+    PostgreSQL, readers starting together (several workers) take turns at it, as
+    concurrent ``CREATE … IF NOT EXISTS`` can fail with "tuple concurrently updated".
+    """
+    def no_clock() -> dt.datetime:
+        raise RuntimeError("a projection reader records nothing")
+
+    env = store_env(url)
+    if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        return Zhuisu(env, clock=no_clock)
+    import psycopg
+
+    with psycopg.connect(url.partition("?")[0], autocommit=True, connect_timeout=5) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_READER_LOCK,))
+        try:
+            return Zhuisu(env, clock=no_clock)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_READER_LOCK,))
 
 
 class EventSource:

@@ -4,12 +4,22 @@
 in which role (经办 preparer, 审核 reviewer, 审批 approver, 见证 witness), under which
 position (职务) at which region and with which responsibility (第一/直接/领导/经办), on
 which business date, about which household, account movement or project, for how much.
-Beside it, the later fate of what was signed: ``resp_households`` (registered, exited,
-relapsed 返贫, removed 清退 with the reason) and ``resp_movements`` (recovered 追回,
-reversed 冲正), and the officials and their keys (rotated, revoked) for names and key state.
+``resp_official_days`` counts them per official, day, step and role.
+
+``resp_liabilities`` is the liability ledger: when something signed turns out wrong, one
+row per signature that answers for it — ``household_removed`` (each step of a household
+later removed, 清退), ``exit_relapsed`` (each step of an exit the household relapsed from,
+返贫), ``payment_recovered`` (追回), ``payment_reversed`` / ``allocation_reversed`` /
+``receipt_reversed`` (冲正), and ``paid_removed_household`` (each payment to a household
+later removed: money to recover from its signers, 谁签字谁追回).  To write them the
+projection keeps, per household, who signed its steps and which payments it received
+(``resp_households``), and per movement who signed it and what came back
+(``resp_movements``); officials and their keys (rotated, revoked) give names and key state.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from sqlalchemy import JSON, BigInteger, Column, Date, Index, Integer, String, Table, Text
 
@@ -36,11 +46,38 @@ signatures = Table(
     Column("project_id", String(36)),
     Column("amount_fen", BigInteger),
     Column("purpose", String(48)),
+    sqlite_with_rowid=False,
 )
-Index("resp_signatures_official", signatures.c.official_id, signatures.c.effective_date)
+Index("resp_signatures_official", signatures.c.official_id, signatures.c.step,
+      signatures.c.effective_date)
 Index("resp_signatures_subject", signatures.c.originator_id, signatures.c.version)
-Index("resp_signatures_household", signatures.c.household_id)
-Index("resp_signatures_movement", signatures.c.movement_id)
+
+official_days = Table(
+    "resp_official_days", metadata,
+    Column("official_id", String(36), primary_key=True),
+    Column("effective_date", Date, primary_key=True),
+    Column("step", String(48), primary_key=True),
+    Column("role", String(16), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+)
+
+liabilities = Table(
+    "resp_liabilities", metadata,
+    Column("official_id", String(36), primary_key=True),
+    Column("kind", String(24), primary_key=True),
+    Column("signed_position", BigInteger, primary_key=True),  # the official's signed step
+    Column("event_position", BigInteger, primary_key=True),  # what later happened to it
+    Column("step", String(48), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("signed_on", Date, nullable=False),
+    Column("happened_on", Date, nullable=False),
+    Column("household_id", String(36)),
+    Column("account_id", String(36)),
+    Column("movement_id", String(36)),
+    Column("amount_fen", BigInteger),
+    Column("detail", Text),  # the reason of a removal, recovery or reversal; a relapse's cause
+)
 
 officials = Table(
     "resp_officials", metadata,
@@ -68,9 +105,12 @@ households = Table(
     Column("village_code", String(32), nullable=False),
     Column("registered_on", Date),
     Column("exits", JSON, nullable=False),  # business dates of approved exits
-    Column("relapses", JSON, nullable=False),  # [[date, cause], …]
+    Column("relapses", JSON, nullable=False),  # [[date, cause, log position], …]
+    Column("relapse_count", Integer, nullable=False),
     Column("removed_on", Date),
     Column("removal_reason", Text),
+    Column("signers", JSON, nullable=False),  # [[official, step, role, date, log position]]
+    Column("payments", JSON, nullable=False),  # [[account, movement], …] it received
 )
 
 movements = Table(
@@ -88,8 +128,9 @@ movements = Table(
     Column("reversed_by", String(36)),
     Column("reversed_on", Date),
     Column("reversal_reason", Text),
+    Column("log_position", BigInteger, nullable=False),
+    Column("signers", JSON, nullable=False),  # [[official, role], …]
 )
-Index("resp_movements_movement", movements.c.movement_id)
 
 MONEY_KINDS = {"FundAccount.Received": "received", "FundAccount.Allocated": "allocated",
                "FundAccount.Disbursed": "disbursed", "FundAccount.Recovered": "recovered",
@@ -104,18 +145,27 @@ SIGNED_STEPS = (
     "Project.Approved", "Project.BeneficiaryAdded", "Project.AcceptedOnCompletion",
     *MONEY_KINDS,
 )
+EXIT_STEPS = ("Household.ExitProposed", "Household.ExitAppraised",
+              "Household.ExitConfirmedByHousehold", "Household.ExitVerifiedByTownship",
+              "Household.ExitApprovedByCounty")
+REVERSED = {"disbursed": "payment_reversed", "allocated": "allocation_reversed",
+            "received": "receipt_reversed"}
+STEPS_OF = {kind: step for step, kind in MONEY_KINDS.items()}
 
 
 class Responsibility(Projection):
     name = "responsibility"
     version = 1
-    tables = (signatures, officials, keys, households, movements)
+    tables = (signatures, official_days, liabilities, officials, keys, households, movements)
 
     def prefetch(self, events: list[Event], rows: Rows) -> None:
         rows.load(households, {(e.originator_id,) for e in events
-                               if e.step.startswith("Household.")})
+                               if e.step.startswith("Household.")}
+                  | {(e["payee_id"],) for e in events if e.get("payee_kind") == "household"})
         rows.load(movements, [(e.originator_id, e["of_movement_id"]) for e in events
                               if "of_movement_id" in e.data])
+        rows.load(official_days, [(s["official_id"], e.day, e.step, s["role"]) for e in events
+                                  for s in e.get("signatures") or ()])
 
     @handles(*SIGNED_STEPS)
     def signed(self, e: Event, rows: Rows) -> None:
@@ -127,8 +177,7 @@ class Responsibility(Projection):
             subject["household_id"] = e.originator_id
         elif aggregate == "Project":
             subject.update(project_id=e.originator_id, amount_fen=e.get("budget_fen"),
-                           purpose=e.get("purpose_code"),
-                           household_id=e.get("household_id"))
+                           purpose=e.get("purpose_code"), household_id=e.get("household_id"))
         else:
             subject.update(account_id=e.originator_id, movement_id=e["movement_id"],
                            amount_fen=e["amount_fen"], purpose=e["purpose"])
@@ -138,7 +187,6 @@ class Responsibility(Projection):
                 subject["project_id"] = e["payee_id"]
             elif e.get("project_id"):
                 subject["project_id"] = e["project_id"]
-            self._money(e, rows)
         for s in e["signatures"]:
             rows.insert(signatures, {
                 "log_position": e.position, "role": s["role"], "originator_id": e.originator_id,
@@ -146,17 +194,35 @@ class Responsibility(Projection):
                 "official_id": s["official_id"], "key_id": s["key_id"], "post": s["position"],
                 "post_region": s["position_region"], "responsibility": s["responsibility"],
                 **subject})
+            self._count(e, rows, s["official_id"], s["role"], subject["amount_fen"] or 0)
         if aggregate == "Household":
             self._household(e, rows)
+        elif aggregate == "FundAccount":
+            self._money(e, rows)
+
+    @staticmethod
+    def _count(e: Event, rows: Rows, official_id: str, role: str, amount: int) -> None:
+        day = rows.get(official_days, official_id, e.day, e.step, role)
+        if day is None:
+            rows.insert(official_days, {"official_id": official_id, "effective_date": e.day,
+                                        "step": e.step, "role": role, "count": 1,
+                                        "amount_fen": amount})
+        else:
+            day["count"] += 1
+            day["amount_fen"] += amount
+            rows.changed(official_days, day)
 
     # what became of a household ------------------------------------------------------
     def _household(self, e: Event, rows: Rows) -> None:
+        signed = [[s["official_id"], e.step, s["role"], e.day.isoformat(), e.position]
+                  for s in e["signatures"]]
         if e.step == "Household.Applied":
             rows.insert(households, {"household_id": e.originator_id,
                                      "code": e["household_code"],
                                      "village_code": e["village_code"], "registered_on": None,
-                                     "exits": [], "relapses": [], "removed_on": None,
-                                     "removal_reason": None})
+                                     "exits": [], "relapses": [], "relapse_count": 0,
+                                     "removed_on": None, "removal_reason": None,
+                                     "signers": signed, "payments": []})
             return
         h = rows.need(households, e.originator_id)
         if e.step == "Household.ApprovedByCounty":
@@ -164,11 +230,27 @@ class Responsibility(Projection):
         elif e.step == "Household.ExitApprovedByCounty":
             h["exits"] = [*h["exits"], e.day.isoformat()]
         elif e.step == "Household.Relapsed":
-            h["relapses"] = [*h["relapses"], [e.day.isoformat(), e["cause"]]]
+            since = h["relapses"][-1][2] if h["relapses"] else 0
+            for official, step, role, day, position in h["signers"]:
+                if step in EXIT_STEPS and position > since:
+                    self._liable(rows, e, "exit_relapsed", official, step, role, day, position,
+                                 household_id=e.originator_id, detail=e["cause"])
+            h["relapses"] = [*h["relapses"], [e.day.isoformat(), e["cause"], e.position]]
+            h["relapse_count"] += 1
         elif e.step == "Household.RemovedFromRegister":
             h["removed_on"], h["removal_reason"] = e.day, e["reason"]
-        else:
-            return
+            for official, step, role, day, position in h["signers"]:
+                self._liable(rows, e, "household_removed", official, step, role, day, position,
+                             household_id=e.originator_id, detail=e["reason"])
+            for account, movement in h["payments"]:
+                m = rows.need(movements, account, movement)
+                for official, role in m["signers"]:
+                    self._liable(rows, e, "paid_removed_household", official,
+                                 "FundAccount.Disbursed", role, m["effective_date"].isoformat(),
+                                 m["log_position"], household_id=e.originator_id,
+                                 account_id=account, movement_id=movement,
+                                 amount_fen=m["amount_fen"], detail=e["reason"])
+        h["signers"] = [*h["signers"], *signed]
         rows.changed(households, h)
 
     # what became of a movement ---------------------------------------------------------
@@ -179,18 +261,41 @@ class Responsibility(Projection):
             "amount_fen": e["amount_fen"], "effective_date": e.day, "purpose": e["purpose"],
             "payee_kind": e.get("payee_kind"), "payee_id": e.get("payee_id"),
             "recovered_fen": 0, "recoveries": [], "reversed_by": None, "reversed_on": None,
-            "reversal_reason": None})
-        if kind == "recovered":
+            "reversal_reason": None, "log_position": e.position,
+            "signers": [[s["official_id"], s["role"]] for s in e["signatures"]]})
+        if kind == "disbursed" and e["payee_kind"] == "household":
+            h = rows.need(households, e["payee_id"])
+            h["payments"] = [*h["payments"], [e.originator_id, e["movement_id"]]]
+            rows.changed(households, h)
+        elif kind in ("recovered", "reversed"):
             m = rows.need(movements, e.originator_id, e["of_movement_id"])
-            m["recovered_fen"] += e["amount_fen"]
-            m["recoveries"] = [*m["recoveries"], {
-                "movement_id": e["movement_id"], "date": e.day.isoformat(),
-                "amount_fen": e["amount_fen"], "reason": e["reason"]}]
+            if kind == "recovered":
+                m["recovered_fen"] += e["amount_fen"]
+                m["recoveries"] = [*m["recoveries"], {
+                    "movement_id": e["movement_id"], "date": e.day.isoformat(),
+                    "amount_fen": e["amount_fen"], "reason": e["reason"]}]
+                liability = "payment_recovered"
+            else:
+                m.update(reversed_by=e["movement_id"], reversed_on=e.day,
+                         reversal_reason=e["reason"])
+                liability = REVERSED[m["kind"]]
             rows.changed(movements, m)
-        elif kind == "reversed":
-            m = rows.need(movements, e.originator_id, e["of_movement_id"])
-            m.update(reversed_by=e["movement_id"], reversed_on=e.day, reversal_reason=e["reason"])
-            rows.changed(movements, m)
+            for official, role in m["signers"]:
+                self._liable(rows, e, liability, official, STEPS_OF[m["kind"]], role,
+                             m["effective_date"].isoformat(), m["log_position"],
+                             household_id=m["payee_id"] if m["payee_kind"] == "household" else None,
+                             account_id=e.originator_id, movement_id=m["movement_id"],
+                             amount_fen=e["amount_fen"], detail=e["reason"])
+
+    @staticmethod
+    def _liable(rows: Rows, e: Event, kind: str, official: str, step: str, role: str,
+                signed_on: str, signed_position: int, **what: object) -> None:
+        rows.insert(liabilities, {
+            "official_id": official, "kind": kind, "signed_position": signed_position,
+            "event_position": e.position, "step": step, "role": role,
+            "signed_on": dt.date.fromisoformat(signed_on), "happened_on": e.day,
+            "household_id": None, "account_id": None, "movement_id": None, "amount_fen": None,
+            "detail": None, **what})
 
     # officials and their keys ---------------------------------------------------------
     @handles("Official.Registered")

@@ -8,6 +8,10 @@
 Without ``ZHUISU_TEST_POSTGRES_URL`` the postgres tests are skipped on a developer's machine
 and fail in CI (env ``CI`` true).  A server that is named but cannot be reached is a
 failure, never a skip.  Every app has its own ID-pepper file in ``tmp_path``.
+
+``store.app_on(url)`` opens a second, independent application on the same database (no
+shared cache); ``store.fresh_app()`` gives an app on a fresh database for one block (one
+hypothesis example).  Each app records its ``database_url`` and ``pepper_file``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -39,7 +44,35 @@ def _server_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def _postgres_server() -> str:
+class PostgresServer:
+    """The test server, with one admin connection that creates and drops test schemas."""
+
+    def __init__(self, url: str):
+        import psycopg
+
+        self.url = _server_url(url)
+        try:
+            self.admin = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+            self.admin.execute("SELECT 1")
+        except psycopg.Error as exc:
+            pytest.fail(f"{POSTGRES_URL_ENV}={url} cannot be reached: {exc}", pytrace=False)
+        # A connection someone left open in a transaction must fail a test, not hang it.
+        self.admin.execute("SET lock_timeout = '10s'")
+
+    def create_schema(self) -> str:
+        schema = f"t_{uuid.uuid4().hex}"
+        self.admin.execute(f'CREATE SCHEMA "{schema}"')
+        return schema
+
+    def drop_schema(self, schema: str) -> None:
+        self.admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    def close(self) -> None:
+        self.admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
     url = os.environ.get(POSTGRES_URL_ENV, "").strip()
     if not url:
         if _true(os.environ.get("CI")):
@@ -47,45 +80,38 @@ def _postgres_server() -> str:
                         "PostgreSQL (e.g. postgresql://postgres@127.0.0.1:5432/test)",
                         pytrace=False)
         pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_ENV}")
-    import psycopg
-
-    try:
-        with psycopg.connect(_server_url(url), connect_timeout=5) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        pytest.fail(f"{POSTGRES_URL_ENV}={url} cannot be reached: {exc}", pytrace=False)
-    return _server_url(url)
+    server = PostgresServer(url)
+    yield server
+    server.close()
 
 
 class Store:
     """Makes apps on one kind of store, each on a fresh database, and cleans them up."""
 
-    def __init__(self, kind: str, tmp_path: Path):
+    def __init__(self, kind: str, tmp_path: Path, server: PostgresServer | None = None):
         self.kind = kind
         self.tmp_path = tmp_path
-        self.server = _postgres_server() if kind == "postgres" else ""
+        self.server = server
         self._apps: list[Zhuisu] = []
         self._schemas: list[str] = []
+        self._peppers: dict[str, Path] = {}  # database URL → the ID-pepper file it was made with
 
     def new_database_url(self) -> str:
-        if self.kind == "sqlite":
+        if self.server is None:
             return f"sqlite:///{self.tmp_path / f'zhuisu-{uuid.uuid4().hex[:8]}.db'}"
-        import psycopg
-
-        schema = f"t_{uuid.uuid4().hex}"
-        with psycopg.connect(self.server, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
+        schema = self.server.create_schema()
         self._schemas.append(schema)
-        return f"{self.server}?schema={schema}"
+        return f"{self.server.url}?schema={schema}"
 
     def app_on(self, database_url: str, pepper_file: Path | None = None) -> Zhuisu:
-        """Another, independent application instance on an existing database."""
-        # One pepper per database: a second instance on the same store must share it.
-        digest = uuid.uuid5(uuid.NAMESPACE_URL, database_url).hex[:12]
-        pepper = pepper_file or self.tmp_path / f"id-pepper-{digest}"
-        app = build_app(Settings(database_url=database_url, id_pepper_file=pepper))
-        app.database_url = database_url  # type: ignore[attr-defined]
-        app.pepper_file = pepper  # type: ignore[attr-defined]
+        """Another, independent application instance on an existing database (by default
+        with the ID-pepper file the database was made with)."""
+        pepper = (pepper_file or self._peppers.get(database_url)
+                  or self.tmp_path / f"id-pepper-{uuid.uuid4().hex[:8]}")
+        self._peppers.setdefault(database_url, pepper)
+        app: Any = build_app(Settings(database_url=database_url, id_pepper_file=pepper))
+        app.database_url = database_url
+        app.pepper_file = pepper
         self._apps.append(app)
         return app
 
@@ -105,12 +131,8 @@ class Store:
         for app in self._apps[mark_apps:]:
             app.close()
         del self._apps[mark_apps:]
-        if self._schemas[mark_schemas:]:
-            import psycopg
-
-            with psycopg.connect(self.server, autocommit=True) as conn:
-                for schema in self._schemas[mark_schemas:]:
-                    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        for schema in self._schemas[mark_schemas:]:
+            self.server.drop_schema(schema)
         del self._schemas[mark_schemas:]
 
     def close(self) -> None:
@@ -119,7 +141,8 @@ class Store:
 
 @pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s = Store(request.param, tmp_path)
+    server = request.getfixturevalue("postgres_server") if request.param == "postgres" else None
+    s = Store(request.param, tmp_path, server)
     try:
         yield s
     finally:

@@ -74,7 +74,8 @@ def test_exit_refused_when_any_two_no_worries_three_guarantees_check_fails(world
     hid = a_registered_household(world)
 
     with pytest.raises(ExitChecksFailed) as refused:
-        run(world, "Household.ExitProposed", hid, proposal(checks={**all_checks_met(), failing: False}))
+        run(world, "Household.ExitProposed", hid,
+            proposal(checks={**all_checks_met(), failing: False}))
 
     assert refused.value.field == "checks"
     assert refused.value.details["failed"] == [failing]
@@ -228,6 +229,19 @@ def test_removal_needs_a_reason(world):
     assert refused.value.field == "reason"
 
 
+def test_removal_dated_before_the_registration_is_refused(world):
+    """Else the register's history would read 'registered' after the removal, and a removed
+    household could be paid (regression)."""
+    hid = a_registered_household(world)
+
+    with pytest.raises(InvalidInput) as refused:
+        run(world, "Household.RemovedFromRegister", hid,
+            removal(REGISTERED_ON - dt.timedelta(days=1)))
+
+    assert refused.value.field == "effective_date"
+    assert world.app.load(Household, hid).status_on(D(2026, 1, 1)) is Status.REGISTERED
+
+
 def test_removal_applies_to_exited_households_too(world):
     hid = an_exited_household(world)
 
@@ -260,6 +274,37 @@ def test_relapse_puts_an_exited_household_back_on_the_register(world):
     assert household.relapses == 1
     assert household.status_on(D(2026, 2, 28)) is Status.EXITED
     assert household.status_on(D(2026, 3, 1)) is Status.REGISTERED
+
+
+def test_relapse_dated_before_the_exit_is_refused(world):
+    hid = an_exited_household(world)
+
+    with pytest.raises(InvalidInput) as refused:
+        run(world, "Household.Relapsed", hid,
+            relapse((EXITED_ON - dt.timedelta(days=1)).isoformat()))
+
+    assert refused.value.field == "effective_date"
+    assert world.app.load(Household, hid).status is Status.EXITED
+
+
+def test_exit_proposal_dated_before_the_registration_is_refused(world):
+    hid = a_registered_household(world)
+
+    with pytest.raises(InvalidInput) as refused:
+        run(world, "Household.ExitProposed", hid,
+            {**proposal(), "effective_date": (REGISTERED_ON - dt.timedelta(days=1)).isoformat()})
+    assert refused.value.field == "effective_date"
+
+
+def test_annual_review_may_be_recorded_for_a_date_before_the_last_procedure_step(world):
+    """Assistance records (一年一评, helpers) sit beside the procedure, not in its order."""
+    hid = an_exited_household(world)
+
+    run(world, "Household.AnnualReviewRecorded", hid,
+        {"year": 2025, "effective_date": "2025-10-31", "income_per_capita_fen": 800_000,
+         "members_count": 2, "notes": ""})
+
+    assert last_event(world.app, hid).effective_date == D(2025, 10, 31)
 
 
 @pytest.mark.parametrize("given", ["registered", "removed"])

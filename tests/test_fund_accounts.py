@@ -523,13 +523,35 @@ def test_money_is_signed_at_the_accounts_own_level(world):
     assert refused.value.field == "signatures[2].official_id"
 
 
+# snapshots ------------------------------------------------------------------------------------
+def test_account_restored_from_a_snapshot_equals_the_account_replayed_from_its_events(store, world):
+    account = a_funded_account(world, COUNTY, 1_000_000)
+    hid = a_registered_household(world)
+    pay = household_payment(hid, 300_000)
+    paying = sign(world, "FundAccount.Disbursed", account, pay)
+    world.app.execute(paying)
+    run(world, "FundAccount.Allocated", account, allocation(world.account(TOWNSHIP), 200_000))
+    run(world, "FundAccount.Recovered", account, recovery(pay["movement_id"], 100_000))
+    replayed = vars(world.app.load(FundAccount, account))
+
+    world.app.take_snapshot(account)
+    restored_app = store.app_on(world.app.database_url)
+    restored = restored_app.load(FundAccount, account)
+
+    assert len(list(world.app.snapshots.get(account))) == 1  # restored from it
+    assert vars(restored) == replayed
+    assert restored_app.execute(paying)["recorded"] is False  # retries still recognised
+    run(world, "FundAccount.Disbursed", account, household_payment(hid, 1))
+    assert restored_app.load(FundAccount, account).balance == 599_999
+
+
 # concurrency -------------------------------------------------------------------------------
 def test_two_instances_disbursing_from_one_account_cannot_lose_an_update(store, world):
     """Each instance loads the account before either saves; the second save conflicts."""
     account = a_funded_account(world, amount_fen=100_000)
     hid = a_registered_household(world)
-    first_app = store.app_on(world.app.database_url, world.app.pepper_file)
-    second_app = store.app_on(world.app.database_url, world.app.pepper_file)
+    first_app = store.app_on(world.app.database_url)
+    second_app = store.app_on(world.app.database_url)
     first = sign(world, "FundAccount.Disbursed", account, household_payment(hid, 60_000))
     second = sign(world, "FundAccount.Disbursed", account, household_payment(hid, 70_000))
     in_first, in_second = (a.load(FundAccount, account) for a in (first_app, second_app))

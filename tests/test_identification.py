@@ -12,6 +12,7 @@ from domain.errors import (
     AlreadyExists,
     InvalidInput,
     NoticePeriodNotElapsed,
+    NotFound,
     ObjectionsOutstanding,
     StepOutOfOrder,
 )
@@ -98,12 +99,12 @@ def test_appraisal_is_refused_once_the_procedure_has_moved_on(world):
 
     with pytest.raises(StepOutOfOrder):
         run(world, "Household.AppraisedByVillage", hid,
-            {"effective_date": "2025-01-08", "votes_for": 20, "votes_against": 0, "votes_total": 35})
+            {"effective_date": "2025-01-08", "votes_for": 20, "votes_against": 0,
+             "votes_total": 35})
 
 
 def test_county_approval_is_refused_straight_after_application(world):
     hid = a_household_applied(world)
-
     step, content = STEPS[-1]
 
     with pytest.raises(StepOutOfOrder) as refused:
@@ -172,7 +173,8 @@ def test_unresolved_objection_blocks_township_review(world):
     assert refused.value.field == "step"
 
     run(world, "Household.ObjectionResolved", hid, resolution(upheld=False))
-    run(world, "Household.ReviewedByTownship", hid, {"effective_date": "2025-01-15", "opinion": "同意"})
+    run(world, "Household.ReviewedByTownship", hid,
+        {"effective_date": "2025-01-15", "opinion": "同意"})
     assert event_names(world.app, hid)[-3:] == steps_named(
         "ObjectionRaised", "ObjectionResolved", "ReviewedByTownship")
 
@@ -309,6 +311,25 @@ def test_step_dated_before_the_application_is_refused(world):
     assert refused.value.field == "effective_date"
 
 
+def test_step_dated_before_the_previous_step_is_refused(world):
+    """The procedure never goes back in time: verification before the appraisal is refused."""
+    hid = a_household_through(world, 1)  # appraised 2025-01-06
+
+    with pytest.raises(InvalidInput) as refused:
+        run(world, "Household.VerifiedByVillage", hid,
+            {"effective_date": "2025-01-05", "findings": "入户核实属实"})
+    assert refused.value.field == "effective_date"
+
+
+def test_objection_is_resolved_no_earlier_than_it_was_raised(world):
+    hid = a_household_through(world, 3)
+    run(world, "Household.ObjectionRaised", hid, objection(day="2025-01-10"))
+
+    with pytest.raises(InvalidInput) as refused:
+        run(world, "Household.ObjectionResolved", hid, resolution(day="2025-01-09"))
+    assert refused.value.field == "effective_date"
+
+
 def test_helper_is_assigned_only_to_a_registered_household(world):
     helper = official_id(official("director", VILLAGE))
     applied = a_household_applied(world, "H2")
@@ -317,12 +338,22 @@ def test_helper_is_assigned_only_to_a_registered_household(world):
             {"official_id": helper, "effective_date": "2025-02-01"})
 
     hid = a_registered_household(world)
-    run(world, "Household.HelperAssigned", hid, {"official_id": helper, "effective_date": "2025-02-01"})
+    run(world, "Household.HelperAssigned", hid,
+        {"official_id": helper, "effective_date": "2025-02-01"})
 
     assigned = last_event(world.app, hid)
     assert type(assigned).__qualname__ == "Household.HelperAssigned"
     assert assigned.official_id == helper
     assert world.app.load(Household, hid).helper_official_id == helper
+
+
+def test_helper_must_be_a_known_official(world):
+    hid = a_registered_household(world)
+
+    with pytest.raises(NotFound) as refused:
+        run(world, "Household.HelperAssigned", hid,
+            {"official_id": official_id("nobody"), "effective_date": "2025-02-01"})
+    assert refused.value.field == "content.official_id"
 
 
 def test_annual_review_records_the_years_income(world):

@@ -9,7 +9,6 @@ store by another application instance.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +40,6 @@ from factories import (
     sign,
 )
 
-D = dt.date
 LEVELS = [PROVINCE, CITY, COUNTY, TOWNSHIP]
 EXPECTED_REFUSALS = (InsufficientFunds, InvalidInput, AlreadyReversed, HouseholdNotRegistered)
 
@@ -178,6 +176,6 @@ def test_money_in_equals_balances_plus_paid_out_and_no_balance_goes_negative(sto
             assert_conserved(totals(app, world), run.money_in)
 
         in_memory = totals(app, world)
-        reloaded = totals(store.app_on(app.database_url, app.pepper_file), world)
+        reloaded = totals(store.app_on(app.database_url), world)
         assert reloaded == in_memory
         assert_conserved(reloaded, run.money_in)

@@ -15,14 +15,17 @@ from domain.errors import (
     AlreadyExists,
     InvalidInput,
     MissingSignature,
+    NotFound,
     SeparationOfDuties,
     SignatureInvalid,
     SignerNotAuthorised,
 )
+from domain.household import Household
 from domain.official import Official
 from domain.signed import signed_content, step_name
 from domain.signing import b64, step_message, verify_signature
 from factories import (
+    CITY,
     COUNTY,
     OTHER_VILLAGE,
     START,
@@ -35,6 +38,7 @@ from factories import (
     allocation,
     an_approved_project,
     an_exited_household,
+    application,
     event_names,
     household_payment,
     id_number,
@@ -426,3 +430,95 @@ def test_every_stored_signature_verifies_again_from_the_event_alone(world):
                        "Household.ExitConfirmedByHousehold", "FundAccount.Received",
                        "FundAccount.Allocated", "FundAccount.Disbursed", "FundAccount.Recovered",
                        "FundAccount.Reversed", "Project.Approved"}
+
+
+# the command envelope ----------------------------------------------------------------
+def test_unknown_step_is_refused(world):
+    with pytest.raises(InvalidInput) as refused:
+        world.app.execute({"step": "Household.Bribed", "subject": None, "content": {},
+                           "signatures": []})
+    assert refused.value.field == "step"
+
+
+def test_content_field_the_step_does_not_have_is_refused(world):
+    hid = a_household_applied(world)
+    step, content = APPRAISAL
+
+    with pytest.raises(InvalidInput) as refused:
+        run(world, step, hid, {**content, "votes_abstained": 3})
+    assert refused.value.field == "content.votes_abstained"
+
+
+def test_content_field_the_step_needs_is_refused_when_missing(world):
+    hid = a_household_applied(world)
+    step, content = APPRAISAL
+
+    with pytest.raises(InvalidInput) as refused:
+        run(world, step, hid, {k: v for k, v in content.items() if k != "votes_total"})
+    assert refused.value.field == "content.votes_total"
+
+
+def test_business_date_must_be_a_calendar_date(world):
+    hid = a_household_applied(world)
+    step, content = APPRAISAL
+
+    with pytest.raises(InvalidInput) as refused:
+        run(world, step, hid, {**content, "effective_date": "06/01/2025"})
+    assert refused.value.field == "effective_date"
+
+
+@pytest.mark.parametrize("subject, error", [("not-a-uuid", InvalidInput),
+                                            ("8a1c5b0e-0000-4000-8000-000000000000", NotFound)])
+def test_step_on_a_subject_that_is_not_a_household_is_refused(world, subject, error):
+    step, content = APPRAISAL
+    command = sign(world, step, subject, content, where=world.app.region(VILLAGE).path)
+
+    with pytest.raises(error) as refused:
+        world.app.execute(command)
+    assert refused.value.field == "subject"
+
+
+def test_creation_step_names_its_own_subject(world):
+    content = application(world, "H1")
+
+    with pytest.raises(InvalidInput) as refused:
+        run(world, "Household.Applied", Household.create_id("H2"), content,
+            where=world.app.region(VILLAGE).path)
+    assert refused.value.field == "subject"
+
+
+def test_malformed_signature_entry_is_refused_naming_its_field(world):
+    hid = a_household_applied(world)
+    command = appraisal(world, hid)
+    del command["signatures"][1]["key_id"]
+
+    with pytest.raises(InvalidInput) as refused:
+        world.app.execute(command)
+    assert refused.value.field == "signatures[1].key_id"
+
+
+# administration ------------------------------------------------------------------------
+def test_region_sits_directly_under_the_level_above(world):
+    with pytest.raises(InvalidInput) as refused:
+        world.app.create_region("522625200", "另一镇", "township", CITY)
+    assert refused.value.field == "parent_code"
+
+
+def test_region_code_is_unique(world):
+    with pytest.raises(AlreadyExists) as refused:
+        world.app.create_region(VILLAGE, "重名村", "village", TOWNSHIP)
+    assert refused.value.field == "code"
+
+
+def test_new_region_knows_its_whole_path(world):
+    world.app.create_region("522625100003", "新村", "village", TOWNSHIP)
+
+    assert world.app.region("522625100003").path == {
+        "province": "52", "city": "5226", "county": COUNTY, "township": TOWNSHIP,
+        "village": "522625100003"}
+
+
+def test_unit_kind_is_one_of_the_known_kinds(world):
+    with pytest.raises(InvalidInput) as refused:
+        world.app.establish_unit("U-X", "合作社", "cooperative", VILLAGE)
+    assert refused.value.field == "kind"

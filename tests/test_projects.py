@@ -114,6 +114,17 @@ def test_beneficiary_is_added_once(world):
     assert world.app.load(Project, pid).beneficiaries == [str(hid)]
 
 
+def test_beneficiary_added_later_must_be_a_known_household(world):
+    pid = an_approved_project(world)
+
+    with pytest.raises(NotFound) as refused:
+        run(world, "Project.BeneficiaryAdded", pid,
+            {"household_id": str(uuid.uuid4()), "effective_date": "2025-03-01"})
+
+    assert refused.value.field == "content.household_id"
+    assert event_names(world.app, pid) == ["Project.Approved"]
+
+
 def test_project_is_accepted_on_completion_once(world):
     pid = an_approved_project(world)
     content = {"effective_date": "2025-09-30", "report": "竣工验收合格"}
@@ -181,7 +192,8 @@ def test_payment_to_a_project_never_approved_is_refused(world):
     account = a_funded_account(world, COUNTY)
 
     with pytest.raises(NotFound) as refused:
-        run(world, "FundAccount.Disbursed", account, project_payment(Project.create_id("NOPE"), 100))
+        run(world, "FundAccount.Disbursed", account,
+            project_payment(Project.create_id("NOPE"), 100))
     assert refused.value.field == "content.payee_id"
     assert world.balance(account) == 1_000_000
 
@@ -241,7 +253,8 @@ def test_reversed_supplier_payment_frees_the_budget(world):
     pay = supplier_payment(pid, 150_000)
     run(world, "FundAccount.Disbursed", account, pay)
 
-    run(world, "FundAccount.Reversed", account, reversal(pay["movement_id"], 150_000, purpose=PURPOSE))
+    run(world, "FundAccount.Reversed", account,
+        reversal(pay["movement_id"], 150_000, purpose=PURPOSE))
 
     assert world.app.load(Project, pid).paid_fen == 0
     assert world.balance(account) == 1_000_000

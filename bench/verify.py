@@ -1,0 +1,265 @@
+"""Verification benchmark: full verification against the raw hash rate, and proofs by log size.
+
+For each store (SQLite file; PostgreSQL when ZHUISU_BENCH_POSTGRES_URL or
+ZHUISU_TEST_POSTGRES_URL is set):
+
+1. Full verification.  The store holds N events (default 100 000): a few hundred made by the
+   application's verbs (regions, units, officials with positions and keys), copied under new
+   aggregate ids with raw SQL up to N rows of the same sizes and topics.  The tree is caught
+   up (rate printed) and a checkpoint signed.  ``audit.verify.verify_log`` then runs with one
+   process and with one worker per CPU; in the same run, ``hashlib.sha256`` over the same
+   canonical record bytes, one call per record, gives the raw ceiling.  Target: full
+   verification ≥ 1/2 of the raw rate.  The stages of one page of the verifier are timed
+   alone too, as multiples of the raw hash, to show where the time goes.
+2. Proofs at 10^4, 10^5 and 10^6 leaves, through the command path (events table, catch-up,
+   signed checkpoints at eight sizes): inclusion-proof bundles for random events
+   (``audit.log.prove_inclusion``) and their offline verification
+   (``audit.proofs.verify_inclusion_bundle``: signature, record, Merkle path), consistency
+   bundles between random earlier checkpoints and the latest, and their verification.
+   Median and 95th percentile in ms and the proof length.  Target: under 10 ms at 10^6.
+
+    python bench/verify.py [--events 100000] [--sizes 10000,100000,1000000]
+                           [--stores sqlite,postgres] [--samples 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from api.settings import Settings, build_app  # noqa: E402
+from audit import log, proofs, tree_store  # noqa: E402
+from audit.records import encode_record, leaf_hashes  # noqa: E402
+from audit.store import AuditConfig, AuditStore  # noqa: E402
+from audit.verify import PAGE, _levels, verify_log  # noqa: E402
+
+ORIGIN = "bench.zhuisu.example/log"
+
+
+# stores -------------------------------------------------------------------------------------
+@contextmanager
+def fresh_store(kind: str, workdir: Path) -> Iterator[AuditStore]:
+    """An empty database of the kind, with the application's tables, as an AuditStore."""
+    if kind == "sqlite":
+        url = f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:8]}.db'}"
+        schema = None
+    else:
+        import psycopg
+
+        server = postgres_url()
+        schema = f"bench_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        url = f"{server}?schema={schema}"
+    app = build_app(Settings(database_url=url, id_pepper_file=workdir / "id-pepper"))
+    seed_events(app)
+    app.close()
+    store = AuditStore(AuditConfig(url, workdir / f"log-key-{uuid.uuid4().hex[:8]}", ORIGIN))
+    try:
+        yield store
+    finally:
+        store.close()
+        if schema:
+            import psycopg
+
+            with psycopg.connect(postgres_url(), autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def postgres_url() -> str:
+    url = os.environ.get("ZHUISU_BENCH_POSTGRES_URL") or os.environ.get(
+        "ZHUISU_TEST_POSTGRES_URL", "")
+    return url.split("?")[0]
+
+
+def seed_events(app) -> None:
+    """Real events of a small county: regions, units, officials, positions and keys."""
+    import datetime as dt
+
+    from domain.identity import check_digit
+    from domain.signing import SigningKey, b64
+
+    with app.batch():
+        app.create_region("52", "贵州省", "province", None)
+        app.create_region("5226", "黔东南州", "city", "52")
+        app.create_region("522625", "镇远县", "county", "5226")
+        app.create_region("522625100", "羊场镇", "township", "522625")
+        for v in range(1, 31):
+            village = f"522625100{v:03d}"
+            app.create_region(village, f"村{v:03d}", "village", "522625100")
+            app.establish_unit(f"U{village}", f"村委会{v:03d}", "village_committee", village)
+            for k, kind in enumerate(("village_accountant", "village_party_secretary",
+                                      "village_director")):
+                code = f"{kind}@{village}"
+                number = f"52262519{v * 10 + k:09d}"
+                app.register_official(code, code, f"U{village}", number + check_digit(number))
+                app.take_position(code, kind, village, dt.date(2020, 1, 1))
+                key = SigningKey.from_seed(hashlib.sha256(code.encode()).digest())
+                app.register_key(code, b64(key.public_bytes), dt.date(2020, 1, 1))
+
+
+def grow_events(store: AuditStore, total: int) -> None:
+    """Copy the seeded rows under new aggregate ids until the table holds ``total`` rows."""
+    table, pos = store.events.table, store.events.pos
+    with store.engine.begin() as conn:
+        seed = store.raw(conn, f"SELECT originator_version, topic, state FROM {table} "
+                               f"ORDER BY {pos}")
+        have = store.raw(conn, f"SELECT COUNT(*) FROM {table}")[0][0]
+        rows = ((uuid.uuid4(), *seed[k % len(seed)]) for k in range(max(0, total - have)))
+        raw = conn.connection.driver_connection
+        if store.dialect == "sqlite":
+            raw.executemany(f"INSERT INTO {table} (originator_id, originator_version, topic, "
+                            f"state) VALUES (?, ?, ?, ?)",
+                            ((oid.hex, v, t, s) for oid, v, t, s in rows))
+        else:
+            with raw.cursor() as cur, cur.copy(
+                    f"COPY {table} (originator_id, originator_version, topic, state) "
+                    f"FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+
+# 1. full verification ----------------------------------------------------------------------
+def best_of(runs: int, fn: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        began = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+def full_verification(kind: str, events: int, workdir: Path) -> None:
+    with fresh_store(kind, workdir) as store:
+        grow_events(store, events)
+        began = time.perf_counter()
+        state = tree_store.catch_up(store)
+        built = time.perf_counter() - began
+        log.make_checkpoint(store)
+        with store.engine.connect() as conn:
+            rows = store.events.between(conn, 0)
+        records = [encode_record(r) for r in rows]
+        size = sum(map(len, records)) / len(records)
+        sha256 = hashlib.sha256
+        raw = best_of(3, lambda: [sha256(r).digest() for r in records])
+        cpus = os.cpu_count() or 1
+        one = min(_timed_verify(store, 1) for _ in range(2))
+        many = min(_timed_verify(store, cpus) for _ in range(2)) if cpus > 1 else one
+        n = state.size
+        print(f"\n[{kind}] full verification of {n} events (mean record {size:.0f} bytes)")
+        print(f"  tree catch-up (command path)      {n / built:12,.0f} leaves/s")
+        print(f"  raw hashlib.sha256, one core      {n / raw:12,.0f} records/s")
+        print(f"  verify_log, 1 process             {n / one:12,.0f} events/s"
+              f"   = {raw / one:.2f} of raw")
+        print(f"  verify_log, {cpus} worker processes   {n / many:12,.0f} events/s"
+              f"   = {raw / many:.2f} of raw   (target >= 0.50)")
+        _stages(store, rows[:PAGE], records[:PAGE])
+
+
+def _timed_verify(store: AuditStore, workers: int) -> float:
+    result = verify_log(store, workers=workers)
+    assert result.ok, result.message
+    return result.seconds
+
+
+def _stages(store: AuditStore, rows: list[tuple], records: list[bytes]) -> None:
+    """One page of the verifier's work, stage by stage, as multiples of the raw hash."""
+    sha256 = hashlib.sha256
+    leaves = store.table_sql("merkle_leaves")
+    n = len(rows)
+    hashes = leaf_hashes(rows)
+    with store.engine.connect() as conn:
+        stages = {
+            "read records (JOIN by leaf)": lambda: store.events.by_leaf(conn, leaves, 0, n),
+            "count events in range": lambda: store.events.count(conn, 0, rows[-1][0]),
+            "encode + leaf hash": lambda: leaf_hashes(rows),
+            "interior nodes": lambda: _levels(hashes),
+        }
+        raw = best_of(20, lambda: [sha256(r).digest() for r in records])
+        print(f"  per record, one page of {n} (raw hash = {raw / n * 1e6:.2f} us):")
+        for name, fn in stages.items():
+            t = best_of(20, fn)
+            print(f"    {name:30s} {t / n * 1e6:6.2f} us  = {t / raw:4.1f} x raw hash")
+
+
+# 2. proofs ---------------------------------------------------------------------------------
+def proof_benchmark(kind: str, sizes: list[int], samples: int, workdir: Path) -> None:
+    print(f"\n[{kind}] proofs (ms: median / p95; {samples} samples each)")
+    print(f"  {'leaves':>9} {'incl. gen':>15} {'incl. verify':>15} {'hashes':>6} "
+          f"{'cons. gen':>15} {'cons. verify':>15} {'hashes':>6}  built in")
+    rng = random.Random(6962)
+    for n in sizes:
+        with fresh_store(kind, workdir) as store:
+            began = time.perf_counter()
+            checkpoints = []
+            for k in range(1, 9):
+                grow_events(store, n * k // 8)
+                checkpoints.append(log.make_checkpoint(store))
+            built = time.perf_counter() - began
+            vkey = log.public_key(store)
+            with store.engine.connect() as conn:
+                top = store.raw(conn, f"SELECT MAX(position) FROM "
+                                      f"{store.table_sql('merkle_leaves')}")[0][0]
+            gen, ver, length = [], [], 0
+            for _ in range(samples):
+                position = rng.randint(1, top)
+                t0 = time.perf_counter()
+                bundle = log.prove_inclusion(store, position=position)
+                t1 = time.perf_counter()
+                proofs.verify_inclusion_bundle(bundle, vkey)
+                t2 = time.perf_counter()
+                gen.append(t1 - t0)
+                ver.append(t2 - t1)
+                length = max(length, len(bundle["proof"]))
+            cgen, cver, clength = [], [], 0
+            for _ in range(samples):
+                old = rng.choice(checkpoints[:-1])
+                t0 = time.perf_counter()
+                bundle = log.prove_consistency(store, old.id)
+                t1 = time.perf_counter()
+                proofs.verify_consistency_bundle(bundle, vkey)
+                t2 = time.perf_counter()
+                cgen.append(t1 - t0)
+                cver.append(t2 - t1)
+                clength = max(clength, len(bundle["proof"]))
+            print(f"  {n:>9,} {_ms(gen):>15} {_ms(ver):>15} {length:>6} "
+                  f"{_ms(cgen):>15} {_ms(cver):>15} {clength:>6}  {built:.0f} s")
+
+
+def _ms(times: list[float]) -> str:
+    ordered = sorted(times)
+    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+    return f"{statistics.median(ordered) * 1e3:.2f} / {p95 * 1e3:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--stores", default="sqlite,postgres")
+    args = parser.parse_args()
+    stores = [s for s in args.stores.split(",") if s == "sqlite" or postgres_url()]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    print(f"zhuisu verification benchmark: {os.cpu_count()} CPUs, stores {stores}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in stores:
+            full_verification(kind, args.events, Path(tmp))
+        for kind in stores:
+            proof_benchmark(kind, sizes, args.samples, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

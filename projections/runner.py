@@ -1,0 +1,204 @@
+"""Running the projections: catch up, rebuild, follow the log, report lag.
+
+One batch is one transaction: lock the projections' tracking rows, read the next events
+after the lowest of their positions, let each projection handle the events past its own
+position, write its rows, move its position to the last notification read, commit.  A
+crash anywhere before the commit leaves rows and positions as they were, so the batch is
+simply done again: nothing is lost or counted twice.
+
+- SQLite: ``catch_up`` runs in-process after each command; the transaction begins with
+  ``BEGIN IMMEDIATE``, so concurrent callers (threads, processes) take turns.
+- PostgreSQL: ``run_worker`` follows the log as a separate process, woken by the event
+  store's ``NOTIFY`` on each insert (and polling as a fallback).  The tracking rows are
+  locked ``FOR UPDATE SKIP LOCKED``: any number of workers may run; each projection is
+  advanced by one of them at a time.
+
+``until`` stops at a log position, and ``engine`` writes into another database than the
+events' own: together they build the read models as of any past position elsewhere
+(replay), by the same code.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, update
+
+from projections.balances import Balances
+from projections.events import EventSource, reader_app
+from projections.money_trace import MoneyTrace
+from projections.projection import Projection, Rows
+from projections.register import Register
+from projections.responsibility import Responsibility
+from projections.store import (
+    database_url_of,
+    engine_for,
+    ensure_schema,
+    is_postgres,
+    lock_positions,
+    positions,
+    tracking,
+    truncate,
+    writer,
+)
+
+PROJECTIONS: tuple[Projection, ...] = (Balances(), MoneyTrace(), Responsibility(), Register())
+CATCH_UP_BATCH = 1000
+REBUILD_BATCH = 5000
+
+_sources: dict[str, EventSource] = {}
+_sources_lock = threading.Lock()
+
+
+class StopEvent(Protocol):
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+def by_name(names: Iterable[str] | None) -> tuple[Projection, ...]:
+    if names is None:
+        return PROJECTIONS
+    known = {p.name: p for p in PROJECTIONS}
+    names = list(names)
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"no projection {unknown[0]!r}; one of {sorted(known)}")
+    return tuple(known[n] for n in names)
+
+
+def source_for(app_or_url: Any) -> EventSource:
+    """The event log of an application, or of the store at a URL (opened once per process)."""
+    if not isinstance(app_or_url, str):
+        return EventSource(app_or_url, database_url_of(app_or_url))
+    with _sources_lock:
+        source = _sources.get(app_or_url)
+        if source is None:
+            source = _sources[app_or_url] = EventSource(reader_app(app_or_url), app_or_url)
+        return source
+
+
+def close_sources() -> None:
+    """Close the readers opened for URLs (tests, shutdown)."""
+    with _sources_lock:
+        for source in _sources.values():
+            source.app.close()
+        _sources.clear()
+
+
+def process_batch(source: EventSource, engine: Engine, projections: Sequence[Projection],
+                  limit: int, until: int | None = None) -> bool:
+    """One batch in one transaction; False when there was nothing to do (or all locked)."""
+    with writer(engine).begin() as conn:
+        held = lock_positions(conn, [p.name for p in projections])
+        mine = [p for p in projections if p.name in held]
+        if not mine:
+            return False  # another worker holds them
+        start = min(held[p.name] for p in mine)
+        wanted = frozenset().union(*(p.steps for p in mine))
+        last, events = source.read(start, limit, wanted, until)
+        if last == start:
+            return False
+        rows = Rows(conn)
+        for p in mine:
+            todo = [e for e in events if e.position > held[p.name] and e.step in p.handlers]
+            p.prefetch(todo, rows)
+            for e in todo:
+                p.handle(e, rows)
+        rows.flush()
+        conn.execute(update(tracking).where(tracking.c.name.in_([p.name for p in mine]))
+                     .where(tracking.c.position < last).values(position=last))
+        return True
+
+
+def _run(source: EventSource, engine: Engine, chosen: Sequence[Projection], batch: int,
+         until: int | None) -> dict[str, int]:
+    while process_batch(source, engine, chosen, batch, until):
+        pass
+    with engine.connect() as conn:
+        held = positions(conn)
+    return {p.name: held[p.name] for p in chosen}
+
+
+def catch_up(app_or_url: Any, *, names: Iterable[str] | None = None,
+             projections: Sequence[Projection] | None = None, engine: Engine | None = None,
+             batch: int = CATCH_UP_BATCH, until: int | None = None) -> dict[str, int]:
+    """Bring the projections up to the end of the log (or to ``until``); returns positions.
+
+    The lead calls ``catch_up(app)`` after each command on SQLite.  ``engine`` builds the
+    read models in another database (replay); ``projections`` runs other instances (tests).
+    """
+    source = source_for(app_or_url)
+    chosen = tuple(projections) if projections is not None else by_name(names)
+    engine = engine or engine_for(source.url)
+    ensure_schema(engine, chosen)
+    return _run(source, engine, chosen, batch, until)
+
+
+def rebuild(app_or_url: Any, *, names: Iterable[str] | None = None,
+            engine: Engine | None = None, batch: int = REBUILD_BATCH,
+            until: int | None = None) -> dict[str, int]:
+    """Empty the projections' tables, set their positions to 0 and catch up from there."""
+    source = source_for(app_or_url)
+    chosen = by_name(names)
+    engine = engine or engine_for(source.url)
+    ensure_schema(engine, chosen)
+    with writer(engine).begin() as conn:
+        lock_positions(conn, [p.name for p in chosen], wait=True)
+        for p in chosen:
+            truncate(conn, p.tables)
+        conn.execute(update(tracking).where(tracking.c.name.in_([p.name for p in chosen]))
+                     .values(position=0))
+    return _run(source, engine, chosen, batch, until)
+
+
+def lag(app_or_url: Any) -> dict[str, dict[str, int]]:
+    """Per projection: its position, the last notification id in the log, and the gap."""
+    source = source_for(app_or_url)
+    engine = engine_for(source.url)
+    ensure_schema(engine, PROJECTIONS)
+    head = source.max_position()
+    with engine.connect() as conn:
+        held = positions(conn)
+    return {p.name: {"position": held[p.name], "head": head, "lag": head - held[p.name]}
+            for p in PROJECTIONS}
+
+
+def run_worker(url: str, stop_event: StopEvent, *, names: Iterable[str] | None = None,
+               poll_seconds: float = 1.0, batch: int = CATCH_UP_BATCH) -> None:
+    """Follow the log until ``stop_event`` is set (``zhuisu project run``).
+
+    On PostgreSQL the worker LISTENs on the event store's channel and wakes on each
+    insert; on SQLite it polls every ``poll_seconds``.  Safe to run several at once.
+    """
+    source = source_for(url)
+    chosen = by_name(names)
+    engine = engine_for(url)
+    ensure_schema(engine, chosen)
+    listener = _listen(url, source.recorder.channel_name) if is_postgres(url) else None
+    try:
+        while not stop_event.is_set():
+            progressed = False
+            while not stop_event.is_set() and process_batch(source, engine, chosen, batch):
+                progressed = True
+            if progressed:
+                continue
+            if listener is not None:
+                for _ in listener.notifies(timeout=poll_seconds, stop_after=1):
+                    pass
+            else:
+                stop_event.wait(poll_seconds)
+    finally:
+        if listener is not None:
+            listener.close()
+
+
+def _listen(url: str, channel: str) -> Any:
+    import psycopg
+    from psycopg import sql
+
+    conn = psycopg.connect(url.partition("?")[0], autocommit=True, connect_timeout=5)
+    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+    return conn
