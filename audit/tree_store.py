@@ -124,23 +124,30 @@ def fetch_nodes(store: AuditStore, conn: Connection,
                 coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     """Stored hashes of nodes (level, idx); level 0 is the leaf hash.  One query.
 
-    Point lookups joined by UNION ALL, so each uses the primary key (SQLite does not use
-    the index for a row-value IN list).
+    Each node is found through the primary key: on SQLite by point lookups joined with
+    UNION ALL (SQLite does not use the index for a row-value IN list), on PostgreSQL by a
+    join with the unnested coordinates (a long UNION ALL tempts its planner into a
+    parallel plan that costs more to start than the lookups themselves).
     """
     coords = sorted(set(coords))
     leaves = [i for level, i in coords if level == 0]
     inner = [c for c in coords if c[0] > 0]
-    parts, params = [], []
-    if leaves:
-        parts.append(f"SELECT 0, leaf_index, leaf_hash FROM {store.table_sql('merkle_leaves')} "
-                     f"WHERE leaf_index IN ({', '.join('?' * len(leaves))})")
-        params += leaves
-    nodes = store.table_sql("merkle_nodes")
-    for level, idx in inner:
-        parts.append(f"SELECT level, idx, hash FROM {nodes} WHERE level = ? AND idx = ?")
-        params += [level, idx]
-    found = ({(level, i): bytes(h) for level, i, h in store.raw(conn, " UNION ALL ".join(parts),
-                                                                 params)} if parts else {})
+    leaves_sql, nodes = store.table_sql("merkle_leaves"), store.table_sql("merkle_nodes")
+    if store.dialect == "sqlite":
+        parts = [f"SELECT level, idx, hash FROM {nodes} WHERE level = ? AND idx = ?"] * len(inner)
+        params = [v for c in inner for v in c]
+        if leaves:
+            parts.append(f"SELECT 0, leaf_index, leaf_hash FROM {leaves_sql} "
+                         f"WHERE leaf_index IN ({', '.join('?' * len(leaves))})")
+            params += leaves
+        rows = store.raw(conn, " UNION ALL ".join(parts), params) if parts else []
+    else:
+        rows = store.raw(conn, f"SELECT 0, leaf_index, leaf_hash FROM {leaves_sql} "
+                               f"WHERE leaf_index = ANY(?) UNION ALL SELECT n.level, n.idx, "
+                               f"n.hash FROM unnest(?::smallint[], ?::bigint[]) AS k(level, idx) "
+                               f"JOIN {nodes} n ON n.level = k.level AND n.idx = k.idx",
+                         (leaves, [c[0] for c in inner], [c[1] for c in inner]))
+    found = {(level, i): bytes(h) for level, i, h in rows}
     missing = [c for c in coords if c not in found]
     if missing:
         raise NotInLog(f"stored tree node {missing[0]} (level, index): expected a hash, "

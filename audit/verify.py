@@ -11,9 +11,10 @@ C. stored tree ↔ checkpoints: every checkpoint must carry a valid signature by
    valid at its time, and its root must be the root of the first ``size`` leaves.
 
 A and B make the stored tree stand for the records; C makes the signed checkpoints stand
-for the tree.  Work is split into pages of ``PAGE`` leaves (aligned perfect subtrees): a
-page whose positions and hashes match is cleared with two list comparisons, and only a
-page that differs is walked record by record.  Pages may be spread over worker processes.
+for the tree.  A and B run page by page (``audit.scan``), in-line or spread over worker
+processes; this module combines the pages into the roots at every checkpoint size, checks
+the nodes above page level and the tracking state, classifies what differs and holds
+the tree against the checkpoints.
 
 The first finding (by leaf index) says where and what:
 
@@ -35,271 +36,23 @@ The first finding (by leaf index) says where and what:
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
-import operator
-import struct
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
 
 from audit.checkpoints import open_note, parse_checkpoint, verify_rotation
 from audit.errors import AuditError
+from audit.findings import KINDS, Finding, VerificationResult
 from audit.logkey import LogKeyRecord, known_keys
 from audit.merkle import EMPTY_ROOT, HASH_SIZE, CompactRange, hash_children
-from audit.records import differing_fields, field_digests, leaf_hashes
-from audit.store import AuditConfig, AuditStore, hash_rows, opened
+from audit.records import differing_fields
+from audit.scan import PAGE, Span, SpanReport, node_finding, scan_span
+from audit.store import AuditStore, opened
 from audit.tree_store import read_state, split_hashes
-
-PAGE = 4096
-_RECORD = operator.itemgetter(0, 1, 2, 3, 4)  # of EventRows.by_leaf rows
-_STORED_HASH = operator.itemgetter(5)
-MAX_MISMATCHES = 1000
-KINDS = ("changed", "deleted", "inserted", "swapped", "reordered", "truncated", "rewritten",
-         "tree", "checkpoint")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing that does not hold, located by leaf index and notification id if it can be."""
-
-    kind: str
-    message: str
-    leaf_index: int | None = None
-    position: int | None = None
-    fields: tuple[str, ...] = ()
-    other_position: int | None = None
-    checkpoint_id: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-
-
-@dataclass(frozen=True)
-class VerificationResult:
-    """OK, or the findings with the first (lowest leaf index) first."""
-
-    tree_size: int
-    records: int
-    checkpoints: int
-    pending: int
-    findings: tuple[Finding, ...]
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-    @property
-    def first(self) -> Finding | None:
-        return self.findings[0] if self.findings else None
-
-    @property
-    def first_bad_position(self) -> int | None:
-        return self.first.position if self.first else None
-
-    @property
-    def kind(self) -> str | None:
-        return self.first.kind if self.first else None
-
-    @property
-    def message(self) -> str:
-        if self.ok:
-            return (f"OK: {self.records} records, {self.tree_size} leaves and "
-                    f"{self.checkpoints} checkpoints verified ({self.pending} records not yet "
-                    f"in the tree)")
-        where = f" at leaf {self.first.leaf_index}" if self.first.leaf_index is not None else ""
-        return f"{self.first.kind}{where}: {self.first.message}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "message": self.message, "tree_size": self.tree_size,
-                "records": self.records, "checkpoints": self.checkpoints,
-                "pending": self.pending, "seconds": round(self.seconds, 3),
-                "findings": [f.to_dict() for f in self.findings]}
-
-
-# one span of pages (runs in a worker process or in-line) --------------------------------
-@dataclass
-class Mismatch:
-    """A position where records and stored leaves disagree, with both sides' field digests."""
-
-    position: int
-    leaf_index: int | None
-    record: bytes | None  # None: no record at this tree position
-    stored: bytes | None  # None: no leaf for this record
-
-
-@dataclass
-class SpanReport:
-    page_roots: list[bytes] = field(default_factory=list)
-    cuts: dict[int, list[bytes]] = field(default_factory=dict)
-    mismatches: list[Mismatch] = field(default_factory=list)
-    missing: int = 0
-    extra: int = 0
-    changed: int = 0
-    records: int = 0
-    last_position: int | None = None
-    tree: list[Finding] = field(default_factory=list)
-
-
-def _levels(leaves: list[bytes]) -> list[list[bytes]]:
-    """All complete nodes over ``leaves`` (an aligned run), level by level.
-
-    ``hash_children`` with the 0x01 prefix absorbed once and copied: the same hashes,
-    without building each 65-byte input.
-    """
-    levels, cur = [leaves], leaves
-    prefix = hashlib.sha256(b"\x01")
-    while len(cur) > 1:
-        pairs = memoryview(b"".join(cur))
-        nxt = []
-        for i in range(0, len(cur) // 2 * 2 * HASH_SIZE, 2 * HASH_SIZE):
-            h = prefix.copy()
-            h.update(pairs[i:i + 2 * HASH_SIZE])
-            nxt.append(h.digest())
-        levels.append(nxt)
-        cur = nxt
-    return levels
-
-
-class _Span:
-    def __init__(self, store: AuditStore, conn: Connection, page: int):
-        self.store, self.conn, self.page = store, conn, page
-        self.leaves = store.table_sql("merkle_leaves")
-        nodes = store.table_sql("merkle_nodes")
-        self.leaves_sql = (f"SELECT leaf_index, position, leaf_hash FROM {self.leaves} "
-                           f"WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index")
-        self.fields_sql = (f"SELECT leaf_index, fields FROM {self.leaves} "
-                           f"WHERE leaf_index >= ? AND leaf_index < ?")
-        self.nodes_sql = (f"SELECT idx, hash FROM {nodes} "
-                          f"WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx")
-        # Stored hashes of a run of nodes as one blob: no Python object per node.
-        if store.dialect == "sqlite":
-            self.level_sql = (f"SELECT CAST(group_concat(hash, '') AS BLOB) FROM (SELECT hash "
-                              f"FROM {nodes} WHERE level = ? AND idx >= ? AND idx < ? "
-                              f"ORDER BY idx)")
-        else:
-            self.level_sql = (f"SELECT string_agg(hash, ''::bytea ORDER BY idx) FROM {nodes} "
-                              f"WHERE level = ? AND idx >= ? AND idx < ?")
-        self.report = SpanReport()
-
-    def run(self, lo: int, hi: int, cuts: Sequence[int]) -> SpanReport:
-        prev = -(2**63)
-        if lo > 0:
-            rows = self.store.raw(self.conn, self.leaves_sql, (lo - 1, lo))
-            prev = rows[0][1] if rows else prev
-        for start in range(lo, hi, self.page):
-            stop = min(start + self.page, hi)
-            prev = self._page(start, stop, prev, [s for s in cuts if start < s <= stop])
-        self.report.last_position = prev
-        return self.report
-
-    def _page(self, start: int, stop: int, prev: int, cuts: list[int]) -> int:
-        """Check leaves [start, stop): fast path if every leaf's record hashes to it.
-
-        The record of each leaf is read at the leaf's stored position (so the position
-        column is checked too), and the events in the page's position range are counted
-        (so a record outside the tree shows).
-        """
-        r, store, conn = self.report, self.store, self.conn
-        rows = store.events.by_leaf(conn, self.leaves, start, stop)
-        last = rows[-1][0] if rows else prev
-        hashes: list[bytes] = []
-        if len(rows) == stop - start and store.events.count(conn, prev, last) == len(rows):
-            try:
-                hashes = leaf_hashes(map(_RECORD, rows))
-            except (TypeError, ValueError, AttributeError, struct.error):
-                pass  # a NULL (no record) or mistyped field: the slow path says which
-        if hashes and hashes == list(map(_STORED_HASH, rows)):
-            r.records += len(rows)
-        else:
-            hashes, last = self._slow_page(start, stop, prev)
-        levels = _levels(hashes)
-        self._check_nodes(start, levels)
-        if stop - start == self.page:
-            r.page_roots.append(levels[-1][0])
-        for s in cuts:
-            if s % self.page:
-                r.cuts[s] = _in_page_frontier(levels, s - start)
-        return last
-
-    def _slow_page(self, start: int, stop: int, prev: int) -> tuple[list[bytes], int]:
-        """Walk stored leaves and records in position order; returns the stored hashes."""
-        stored = self.store.raw(self.conn, self.leaves_sql, (start, stop))
-        if len(stored) != stop - start:
-            stored = self._fill_missing_leaves(stored, start, stop)
-        last = stored[-1][1]
-        records = self.store.events.between(self.conn, prev, last)
-        self.report.records += len(records)
-        self._merge(stored, records)
-        return [s[2] for s in stored], last
-
-    def _fill_missing_leaves(self, stored: list[tuple], start: int, stop: int) -> list[tuple]:
-        have = {s[0]: s for s in stored}
-        missing = [i for i in range(start, stop) if i not in have]
-        self.report.tree.append(Finding(
-            "tree", f"stored tree: expected leaf rows {start}..{stop - 1}, got none for "
-            f"{len(missing)} of them (first {missing[0]})", leaf_index=missing[0]))
-        prev = have.get(missing[0] - 1, (0, -(2**63), b""))[1]
-        return [have.get(i) or (i, prev, bytes(HASH_SIZE)) for i in range(start, stop)]
-
-    def _record(self, m: Mismatch) -> None:
-        if len(self.report.mismatches) < MAX_MISMATCHES:
-            self.report.mismatches.append(m)
-
-    def _merge(self, stored: list[tuple], records: list[tuple]) -> None:
-        records, recomputed = hash_rows(records)
-        by_position = {rec[0]: (rec, h) for rec, h in zip(records, recomputed)}
-        leaves = {s[1]: s for s in stored}
-        fields = dict(self.store.raw(self.conn, self.fields_sql,
-                                     (stored[0][0], stored[-1][0] + 1)))
-        for position in sorted(by_position.keys() | leaves.keys()):
-            rec_h = by_position.get(position)
-            leaf = leaves.get(position)
-            if leaf is None:
-                self.report.extra += 1
-                self._record(Mismatch(position, None, field_digests(rec_h[0]), None))
-            elif rec_h is None:
-                self.report.missing += 1
-                self._record(Mismatch(position, leaf[0], None, fields.get(leaf[0])))
-            elif rec_h[1] != leaf[2]:
-                self.report.changed += 1
-                self._record(Mismatch(position, leaf[0], field_digests(rec_h[0]),
-                                      fields.get(leaf[0])))
-
-    def _check_nodes(self, start: int, levels: list[list[bytes]]) -> None:
-        for level in range(1, len(levels)):
-            expected = levels[level]
-            first = start >> level
-            bounds = (level, first, first + len(expected))
-            if self.store.raw(self.conn, self.level_sql, bounds)[0][0] == b"".join(expected):
-                continue
-            got = dict(self.store.raw(self.conn, self.nodes_sql, bounds))
-            for k, h in enumerate(expected):
-                if got.get(first + k) != h:
-                    self.report.tree.append(_node_finding(level, first + k, h,
-                                                          got.get(first + k)))
-                    return
-
-
-def _node_finding(level: int, idx: int, expected: bytes, got: bytes | None) -> Finding:
-    return Finding("tree", f"stored node (level {level}, index {idx}): expected "
-                   f"{expected.hex()} from the stored leaves, got "
-                   f"{got.hex() if got else 'no row'}", leaf_index=idx << level)
-
-
-def _in_page_frontier(levels: list[list[bytes]], offset: int) -> list[bytes]:
-    """Hashes of the perfect subtrees that make up the first ``offset`` leaves of the page."""
-    out, at = [], 0
-    for level in reversed(range(offset.bit_length())):
-        if offset >> level & 1:
-            out.append(levels[level][at >> level])
-            at += 1 << level
-    return out
 
 
 def _fold(hashes: Sequence[bytes]) -> bytes:
@@ -309,16 +62,6 @@ def _fold(hashes: Sequence[bytes]) -> bytes:
     for h in reversed(hashes[:-1]):
         root = hash_children(h, root)
     return root
-
-
-def _verify_span(config: AuditConfig, lo: int, hi: int, page: int,
-                 cuts: Sequence[int]) -> SpanReport:
-    store = AuditStore(config, create=False)
-    try:
-        with store.engine.connect() as conn:
-            return _Span(store, conn, page).run(lo, hi, cuts)
-    finally:
-        store.close()
 
 
 # the whole log --------------------------------------------------------------------------
@@ -366,12 +109,12 @@ def _run_spans(store: AuditStore, size: int, page: int, cuts: list[int],
 
     if len(spans) <= 1:
         with store.engine.connect() as conn:
-            return [_Span(store, conn, page).run(lo, hi, span_cuts(lo, hi)) for lo, hi in spans]
+            return [Span(store, conn, page).run(lo, hi, span_cuts(lo, hi)) for lo, hi in spans]
     store.engine.dispose()  # no pooled connection may be shared with a forked worker
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     with ProcessPoolExecutor(len(spans), mp_context=context) as pool:
-        futures = [pool.submit(_verify_span, store.config, lo, hi, page, span_cuts(lo, hi))
+        futures = [pool.submit(scan_span, store.config, lo, hi, page, span_cuts(lo, hi))
                    for lo, hi in spans]
         return [f.result() for f in futures]
 
@@ -428,7 +171,7 @@ def _check_above(store: AuditStore, conn: Connection,
         rows = store.raw(conn, sql, (level, idx))
         got = rows[0][0] if rows else None
         if got != h:
-            return [_node_finding(level, idx, h, got)]
+            return [node_finding(level, idx, h, got)]
     return []
 
 

@@ -43,7 +43,8 @@ from api.settings import Settings, build_app  # noqa: E402
 from audit import log, proofs, tree_store  # noqa: E402
 from audit.records import encode_record, leaf_hashes  # noqa: E402
 from audit.store import AuditConfig, AuditStore  # noqa: E402
-from audit.verify import PAGE, _levels, verify_log  # noqa: E402
+from audit.scan import PAGE, subtree_levels  # noqa: E402
+from audit.verify import verify_log  # noqa: E402
 
 ORIGIN = "bench.zhuisu.example/log"
 
@@ -185,7 +186,7 @@ def _stages(store: AuditStore, rows: list[tuple], records: list[bytes]) -> None:
             "read records (JOIN by leaf)": lambda: store.events.by_leaf(conn, leaves, 0, n),
             "count events in range": lambda: store.events.count(conn, 0, rows[-1][0]),
             "encode + leaf hash": lambda: leaf_hashes(rows),
-            "interior nodes": lambda: _levels(hashes),
+            "interior nodes": lambda: subtree_levels(hashes),
         }
         raw = best_of(20, lambda: [sha256(r).digest() for r in records])
         print(f"  per record, one page of {n} (raw hash = {raw / n * 1e6:.2f} us):")

@@ -29,7 +29,6 @@ from projections.queries import Db, connected, plain
 from projections.walks import (
     movement,
     movements_by_key,
-    payment_ranges,
     payments_ranges,
     walk_down,
     walk_up,
@@ -130,7 +129,7 @@ def payment_chain(db: Db, movement_id: str, account_id: str | None = None) -> di
         m = movement(conn, movement_id, account_id, ("disbursed",))
         if m is None:
             raise NotFound(f"no payment {movement_id}", field="movement_id")
-        paths = walk_up(conn, payment_ranges(conn, m))
+        paths = walk_up(conn, [(0, *r) for r in payments_ranges(conn, [m])[_key(m)]]).get(0, [])
         later = _later_movements(conn, m)
         payee = _payee(conn, m["payee_id"]) if m["payee_kind"] == "household" else None
         steps = _steps_of_paths(conn, paths)
@@ -240,10 +239,10 @@ def money_up(db: Db, movement_id: str, account_id: str | None = None) -> dict:
         if m is None:
             raise NotFound(f"no payment or allocation {movement_id}", field="movement_id")
         if m["kind"] == "disbursed":
-            ranges = payment_ranges(conn, m)
+            ranges = payments_ranges(conn, [m])[_key(m)]
         else:
             ranges = [(m["counterparty_id"], m["movement_id"], 0, m["amount_fen"])]
-        sources = walk_up(conn, ranges)
+        sources = walk_up(conn, [(0, *r) for r in ranges]).get(0, [])
         receipts = movements_by_key(conn, [_key(s["receipt"]) for s in sources])
     for s in sources:
         s["receipt"] = _plain_movement(receipts[_key(s["receipt"])])
@@ -262,7 +261,7 @@ def household_money(db: Db, household_id: str) -> dict:
             select(t).where(t.c.payee_id == hid, t.c.payee_kind == "household")
             .order_by(t.c.effective_date, t.c.position)).mappings()]
         ranges = payments_ranges(conn, pays)
-        paths = {_key(m): walk_up(conn, ranges[_key(m)]) for m in pays}
+        paths = walk_up(conn, [(key, *r) for key, rs_ in ranges.items() for r in rs_])
         steps = _steps_of_paths(conn, [p for ps in paths.values() for p in ps])
         accounts = {r.account_id: r for r in conn.execute(
             select(tr.accounts.c.account_id, tr.accounts.c.name, tr.accounts.c.fund_source)
@@ -273,7 +272,7 @@ def household_money(db: Db, household_id: str) -> dict:
     payments = []
     for m in pays:
         sources = []
-        for p in paths[_key(m)]:
+        for p in paths.get(_key(m), []):
             r = steps[_key(p["receipt"])]
             s = by_source.setdefault((r["account_id"], r.get("source")), {
                 "source": r.get("source"), "account_id": r["account_id"],

@@ -9,8 +9,9 @@ A lot says where its money came from:
 - ``external``: a receipt (``Received``) — the root, with its source;
 - ``transfer``: money sent by another account in the movement ``movement_id``: an
   allocation from above (the lot ``(B, m)`` of ``AllocationReceived``) or an allocation
-  reversed back up (the lot ``(A, r)``, made when ``AllocationReversed`` draws it on B);
-  its fen ``x`` is fen ``x`` of that movement's draws on the sending account;
+  reversed back up (the lot ``(A, r)`` of ``Reversed``, drawn on B by
+  ``AllocationReversed``); its fen ``x`` is fen ``x`` of that movement's draws on the
+  sending account;
 - ``return``: money back from a payee (``Recovered``, or ``Reversed`` of a payment).  It
   is returned along the payment's draws, last drawn first, so each returned piece is a new
   lot ``r#k`` dated at the return's business date whose fen ``x`` is fen
@@ -22,10 +23,10 @@ money flowing back up, drawn on the lower account from the reversed allocation's
 first.  So every fen in the system has one exact path, and the walks in
 ``projections.walks`` follow ranges up and down without double counting.
 
-As a lot's sources never change once it exists, each lot also keeps them: ``origins``,
-segments ``[lo, hi, receipt account, receipt movement, via]`` of its range, ``via`` the
-hops ``[kind, account, movement]`` from the receipt down to the lot.  Tracing a payment
-up is then a slice of its lots' origins.
+The two halves of a transfer are events of two aggregates stored in one transaction, in
+either order (``Zhuisu.batch`` stores each aggregate's events together).  So each handler
+only touches its own account: the receiving lot is made from the receiving half alone,
+the draws from the sending half alone, and the walks join them when both are there.
 """
 
 from __future__ import annotations
@@ -88,7 +89,6 @@ lots = Table(
     Column("from_account_id", String(36)),  # transfer
     Column("parent_lot_id", String(48)),  # return
     Column("parent_offset", BigInteger),  # return
-    Column("origins", JSON, nullable=False),  # [[lo, hi, account, receipt, via]]
 )
 Index("trace_lots_parent", lots.c.account_id, lots.c.parent_lot_id)
 
@@ -124,8 +124,7 @@ class MoneyTrace(Projection):
     @handles("FundAccount.Received")
     def received(self, e: Event, rows: Rows) -> None:
         self._movement(e, rows, "received", source=e["source"])
-        self._lot(e, rows, e.originator_id, e["movement_id"], "external",
-                  origins=[[0, e["amount_fen"], e.originator_id, e["movement_id"], []]])
+        self._lot(e, rows, e.originator_id, e["movement_id"], "external")
 
     @handles("FundAccount.Allocated")
     def allocated(self, e: Event, rows: Rows) -> None:
@@ -135,9 +134,8 @@ class MoneyTrace(Projection):
     @handles("FundAccount.AllocationReceived")
     def allocation_received(self, e: Event, rows: Rows) -> None:
         self._movement(e, rows, "allocation_received", counterparty_id=e["from_account_id"])
-        sent = rows.need(movements, e["from_account_id"], e["movement_id"])
         self._lot(e, rows, e.originator_id, e["movement_id"], "transfer",
-                  from_account_id=e["from_account_id"], origins=self._sent(rows, sent))
+                  from_account_id=e["from_account_id"])
 
     @handles("FundAccount.Disbursed")
     def disbursed(self, e: Event, rows: Rows) -> None:
@@ -160,9 +158,11 @@ class MoneyTrace(Projection):
                            reason=e["reason"], counterparty_id=original["counterparty_id"])
         if original["kind"] == "received":  # back to the source, from that receipt first
             self._draw(rows, m, prefer=original["movement_id"])
-        elif original["kind"] == "disbursed":
+        elif original["kind"] == "allocated":  # back up from the account below
+            self._lot(e, rows, e.originator_id, e["movement_id"], "transfer",
+                      from_account_id=original["counterparty_id"])
+        else:
             self._return(e, rows, original)
-        # an allocation comes back up with the AllocationReversed that follows
 
     @handles("FundAccount.AllocationReversed")
     def allocation_reversed(self, e: Event, rows: Rows) -> None:
@@ -172,10 +172,6 @@ class MoneyTrace(Projection):
         m = self._movement(e, rows, "allocation_reversed", of_movement_id=e["of_movement_id"],
                            counterparty_id=original["counterparty_id"])
         self._draw(rows, m, prefer=original["movement_id"])
-        above = rows.need(movements, original["counterparty_id"], e["movement_id"])  # Reversed
-        self._lot(e, rows, above["account_id"], e["movement_id"], "transfer",
-                  from_account_id=e.originator_id, origins=self._sent(rows, m),
-                  position=above["position"])
 
     # ------------------------------------------------------------------------------
     @staticmethod
@@ -189,32 +185,17 @@ class MoneyTrace(Projection):
             "position": e.position, **fields})
 
     @staticmethod
-    def _lot(e: Event, rows: Rows, account_id: str, lot_id: str, origin: str, *,
-             origins: list, k: int = 0, amount: int | None = None, position: int | None = None,
-             **fields: object) -> None:
+    def _lot(e: Event, rows: Rows, account_id: str, lot_id: str, origin: str, *, k: int = 0,
+             amount: int | None = None, **fields: object) -> None:
         amount = e["amount_fen"] if amount is None else amount
-        position = e.position if position is None else position
         rows.insert(lots, {"account_id": account_id, "lot_id": lot_id, "effective_date": e.day,
-                           "position": position, "k": k, "amount_fen": amount, "drawn_fen": 0,
+                           "position": e.position, "k": k, "amount_fen": amount, "drawn_fen": 0,
                            "origin": origin, "movement_id": e["movement_id"],
                            "from_account_id": None, "parent_lot_id": None,
-                           "parent_offset": None, "origins": origins, **fields})
+                           "parent_offset": None, **fields})
         account = rows.need(accounts, account_id)
-        fifo.add(account["lots"], e.day, position, k, lot_id, amount)
+        fifo.add(account["lots"], e.day, e.position, k, lot_id, amount)
         rows.changed(accounts, account)
-
-    @staticmethod
-    def _sent(rows: Rows, m: Row) -> list:
-        """The origins of what movement ``m`` sent, in its own fen range, with ``m`` as a hop."""
-        hop = [m["kind"], m["account_id"], m["movement_id"]]
-        out: list = []
-        for k in range(m["draws"]):
-            d = rows.need(draws, m["account_id"], m["movement_id"], k)
-            lot = rows.need(lots, m["account_id"], d["lot_id"])
-            shift = d["movement_offset"] - d["lot_offset"]
-            _slice(out, lot["origins"], d["lot_offset"], d["lot_offset"] + d["amount_fen"],
-                   shift, hop)
-        return out
 
     @staticmethod
     def _draw(rows: Rows, m: Row, prefer: str | None = None) -> None:
@@ -247,27 +228,11 @@ class MoneyTrace(Projection):
             start = d["lot_offset"] + d["amount_fen"] - d["returned_fen"] - n
             d["returned_fen"] += n
             rows.changed(draws, d)
-            parent = rows.need(lots, payment["account_id"], d["lot_id"])
-            origins: list = []
-            _slice(origins, parent["origins"], start, start + n, -start,
-                   ["returned", e.originator_id, e["movement_id"]])
             self._lot(e, rows, e.originator_id, f"{e['movement_id']}#{j}", "return", k=j,
-                      amount=n, parent_lot_id=d["lot_id"], parent_offset=start, origins=origins)
+                      amount=n, parent_lot_id=d["lot_id"], parent_offset=start)
             left -= n
             j += 1
         if left:
             raise fifo.Overdrawn(f"{left} fen returned beyond what payment "
                                  f"{payment['movement_id']} still has out")
 
-
-def _slice(out: list, origins: list, lo: int, hi: int, shift: int, hop: list) -> None:
-    """Append the origins within ``[lo, hi)``, shifted and one hop further, to ``out``."""
-    for s_lo, s_hi, account, receipt, via in origins:
-        a, b = max(lo, s_lo), min(hi, s_hi)
-        if a >= b:
-            continue
-        via = [*via, hop]
-        if out and out[-1][1] == a + shift and out[-1][2:] == [account, receipt, via]:
-            out[-1][1] = b + shift  # continues the previous segment
-        else:
-            out.append([a + shift, b + shift, account, receipt, via])

@@ -71,8 +71,8 @@ class Rows:
     def __init__(self, conn: Connection):
         self.conn = conn
         self._cache: dict[Table, dict[tuple, Row | None]] = defaultdict(dict)
-        self._new: dict[Table, dict[tuple, Row]] = defaultdict(dict)
-        self._changed: dict[Table, dict[tuple, Row]] = defaultdict(dict)
+        self._new: dict[Table, dict[int, Row]] = defaultdict(dict)  # by id(row)
+        self._changed: dict[Table, dict[int, Row]] = defaultdict(dict)
 
     @staticmethod
     def key(table: Table, row: Row) -> tuple:
@@ -117,17 +117,17 @@ class Rows:
     def insert(self, table: Table, row: Row) -> Row:
         """A new row (its key must not exist yet); returned so the handler can keep it."""
         key = self.key(table, row)
-        if self._cache[table].get(key) is not None:
+        cache = self._cache[table]
+        if cache.get(key) is not None:
             raise LookupError(f"{table.name} already has a row {key}")
-        self._cache[table][key] = row
-        self._new[table][key] = row
+        cache[key] = row
+        self._new[table][id(row)] = row
         return row
 
     def changed(self, table: Table, row: Row) -> None:
         """Mark a row returned by ``get`` as changed, to be written at the end of the batch."""
-        key = self.key(table, row)
-        if key not in self._new[table]:
-            self._changed[table][key] = row
+        if id(row) not in self._new[table]:
+            self._changed[table][id(row)] = row
 
     def flush(self) -> None:
         """Write the batch's new and changed rows: one bulk statement per table and kind.

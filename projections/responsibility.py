@@ -24,7 +24,7 @@ import datetime as dt
 from sqlalchemy import JSON, BigInteger, Column, Date, Index, Integer, String, Table, Text
 
 from projections.events import Event
-from projections.projection import Projection, Rows, handles
+from projections.projection import Projection, Row, Rows, handles
 from projections.store import metadata
 
 signatures = Table(
@@ -109,6 +109,7 @@ households = Table(
     Column("relapse_count", Integer, nullable=False),
     Column("removed_on", Date),
     Column("removal_reason", Text),
+    Column("removed_position", BigInteger),
     Column("signers", JSON, nullable=False),  # [[official, step, role, date, log position]]
     Column("payments", JSON, nullable=False),  # [[account, movement], …] it received
 )
@@ -216,16 +217,10 @@ class Responsibility(Projection):
     def _household(self, e: Event, rows: Rows) -> None:
         signed = [[s["official_id"], e.step, s["role"], e.day.isoformat(), e.position]
                   for s in e["signatures"]]
+        h = self._household_row(rows, e.originator_id)
         if e.step == "Household.Applied":
-            rows.insert(households, {"household_id": e.originator_id,
-                                     "code": e["household_code"],
-                                     "village_code": e["village_code"], "registered_on": None,
-                                     "exits": [], "relapses": [], "relapse_count": 0,
-                                     "removed_on": None, "removal_reason": None,
-                                     "signers": signed, "payments": []})
-            return
-        h = rows.need(households, e.originator_id)
-        if e.step == "Household.ApprovedByCounty":
+            h.update(code=e["household_code"], village_code=e["village_code"])
+        elif e.step == "Household.ApprovedByCounty":
             h["registered_on"] = e.day
         elif e.step == "Household.ExitApprovedByCounty":
             h["exits"] = [*h["exits"], e.day.isoformat()]
@@ -238,25 +233,43 @@ class Responsibility(Projection):
             h["relapses"] = [*h["relapses"], [e.day.isoformat(), e["cause"], e.position]]
             h["relapse_count"] += 1
         elif e.step == "Household.RemovedFromRegister":
-            h["removed_on"], h["removal_reason"] = e.day, e["reason"]
+            h.update(removed_on=e.day, removal_reason=e["reason"], removed_position=e.position)
             for official, step, role, day, position in h["signers"]:
                 self._liable(rows, e, "household_removed", official, step, role, day, position,
                              household_id=e.originator_id, detail=e["reason"])
             for account, movement in h["payments"]:
-                m = rows.need(movements, account, movement)
-                for official, role in m["signers"]:
-                    self._liable(rows, e, "paid_removed_household", official,
-                                 "FundAccount.Disbursed", role, m["effective_date"].isoformat(),
-                                 m["log_position"], household_id=e.originator_id,
-                                 account_id=account, movement_id=movement,
-                                 amount_fen=m["amount_fen"], detail=e["reason"])
+                self._paid_removed(rows, h, rows.need(movements, account, movement))
         h["signers"] = [*h["signers"], *signed]
         rows.changed(households, h)
+
+    @staticmethod
+    def _household_row(rows: Rows, household_id: str) -> Row:
+        """The household's row; made on its first event, or on a payment to it that a
+        batched transaction stored before the household's own events."""
+        h = rows.get(households, household_id)
+        if h is None:
+            h = rows.insert(households, {
+                "household_id": household_id, "code": "", "village_code": "",
+                "registered_on": None, "exits": [], "relapses": [], "relapse_count": 0,
+                "removed_on": None, "removal_reason": None, "removed_position": None,
+                "signers": [], "payments": []})
+        return h
+
+    def _paid_removed(self, rows: Rows, h: Row, m: Row) -> None:
+        """A payment to a removed household: its signers answer for recovering it."""
+        for official, role in m["signers"]:
+            rows.insert(liabilities, {
+                "official_id": official, "kind": "paid_removed_household",
+                "signed_position": m["log_position"], "event_position": h["removed_position"],
+                "step": "FundAccount.Disbursed", "role": role, "signed_on": m["effective_date"],
+                "happened_on": h["removed_on"], "household_id": h["household_id"],
+                "account_id": m["account_id"], "movement_id": m["movement_id"],
+                "amount_fen": m["amount_fen"], "detail": h["removal_reason"]})
 
     # what became of a movement ---------------------------------------------------------
     def _money(self, e: Event, rows: Rows) -> None:
         kind = MONEY_KINDS[e.step]
-        rows.insert(movements, {
+        payment = rows.insert(movements, {
             "account_id": e.originator_id, "movement_id": e["movement_id"], "kind": kind,
             "amount_fen": e["amount_fen"], "effective_date": e.day, "purpose": e["purpose"],
             "payee_kind": e.get("payee_kind"), "payee_id": e.get("payee_id"),
@@ -264,9 +277,11 @@ class Responsibility(Projection):
             "reversal_reason": None, "log_position": e.position,
             "signers": [[s["official_id"], s["role"]] for s in e["signatures"]]})
         if kind == "disbursed" and e["payee_kind"] == "household":
-            h = rows.need(households, e["payee_id"])
+            h = self._household_row(rows, e["payee_id"])
             h["payments"] = [*h["payments"], [e.originator_id, e["movement_id"]]]
             rows.changed(households, h)
+            if h["removed_on"] is not None:  # stored after the removal in one transaction
+                self._paid_removed(rows, h, payment)
         elif kind in ("recovered", "reversed"):
             m = rows.need(movements, e.originator_id, e["of_movement_id"])
             if kind == "recovered":

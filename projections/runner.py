@@ -90,17 +90,23 @@ def close_sources() -> None:
 
 def process_batch(source: EventSource, engine: Engine, projections: Sequence[Projection],
                   limit: int, until: int | None = None) -> bool:
-    """One batch in one transaction; False when there was nothing to do (or all locked)."""
+    """One batch in one transaction; False when there is nothing to do (or all are locked).
+
+    The events are read and decoded before the transaction, so the write lock (SQLite)
+    or the tracking rows (PostgreSQL) are held only while rows are written.  Positions
+    are checked again under the lock: a projection that moved meanwhile takes only the
+    events past its new position; one that moved back (a rebuild) waits for the next batch.
+    """
+    with engine.connect() as conn:
+        known = positions(conn)
+    start = min(known[p.name] for p in projections)
+    wanted = frozenset().union(*(p.steps for p in projections))
+    last, events = source.read(start, limit, wanted, until)
+    if last == start:
+        return False
     with writer(engine).begin() as conn:
         held = lock_positions(conn, [p.name for p in projections])
-        mine = [p for p in projections if p.name in held]
-        if not mine:
-            return False  # another worker holds them
-        start = min(held[p.name] for p in mine)
-        wanted = frozenset().union(*(p.steps for p in mine))
-        last, events = source.read(start, limit, wanted, until)
-        if last == start:
-            return False
+        mine = [p for p in projections if p.name in held and start <= held[p.name] < last]
         rows = Rows(conn)
         for p in mine:
             todo = [e for e in events if e.position > held[p.name] and e.step in p.handlers]
@@ -108,9 +114,10 @@ def process_batch(source: EventSource, engine: Engine, projections: Sequence[Pro
             for e in todo:
                 p.handle(e, rows)
         rows.flush()
-        conn.execute(update(tracking).where(tracking.c.name.in_([p.name for p in mine]))
-                     .where(tracking.c.position < last).values(position=last))
-        return True
+        if mine:
+            conn.execute(update(tracking).where(tracking.c.name.in_([p.name for p in mine]))
+                         .values(position=last))
+    return bool(held)
 
 
 def _run(source: EventSource, engine: Engine, chosen: Sequence[Projection], batch: int,

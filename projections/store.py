@@ -76,6 +76,7 @@ def _sqlite_engine(url: str) -> Engine:
         dbapi_conn.execute("PRAGMA journal_mode = WAL")
         dbapi_conn.execute("PRAGMA synchronous = NORMAL")  # see synchronous_commit below
         dbapi_conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: index inserts of rebuilds
+        dbapi_conn.execute("PRAGMA wal_autocheckpoint = 10000")  # fewer, larger checkpoints
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:

@@ -4,8 +4,9 @@ Down from an allocation or a receipt: start at the lot it created and follow eac
 that overlaps the range — a payment ends the walk at its payee, an allocation (or an
 allocation reversed back up) continues in the lot it fed, a reversed receipt ends at the
 source; money returned from payees continues in its return lots; what no draw took is
-still held by the account.  The walk loads one level at a time.  Up from a payment: slice
-the ``origins`` of the lots its draws took from.
+still held by the account.  Up from a payment: map each draw's range back through its
+lot to the lot's origin until a receipt.  Both walks load one level at a time, for all
+their ranges at once.
 """
 
 from __future__ import annotations
@@ -93,28 +94,48 @@ def walk_down(conn: Connection, start: list[tuple[str, str, int, int]]) -> dict[
     return {"payments": payments, "held": list(held.values()), "sent_back": sent_back}
 
 
-def walk_up(conn: Connection, start: list[tuple[str, str, int, int]]) -> list[dict]:
-    """Where the fen ranges ``[(account, lot, lo, hi)]`` came from: one entry per path.
+def walk_up(conn: Connection, start: list[tuple[Any, str, str, int, int]]) -> dict[Any, list[dict]]:
+    """Where fen ranges came from: ``[(tag, account, lot, lo, hi)]`` → tag → paths.
 
-    Each entry: ``amount_fen``, ``receipt`` (account and movement of the root) and
-    ``via``, the hops ``{kind, account_id, movement_id}`` from the receipt down, top first.
-    Read from the lots' ``origins``, so it costs one query whatever the depth.
+    A path: ``amount_fen``, ``receipt`` (account and movement of the root) and ``via``,
+    the hops ``{kind: transfer | returned, account_id, movement_id}`` from the receipt
+    down, top first.  All ranges climb together, three queries per level.
     """
-    lot_rows = _one_by_key(conn, lots, ("account_id", "lot_id"), [(a, lot) for a, lot, _, _ in start])
-    paths: dict[tuple, dict] = {}
-    for account, lot_id, lo, hi in start:
-        for s_lo, s_hi, root_account, receipt, via in lot_rows[(account, lot_id)]["origins"]:
-            a, b = max(lo, s_lo), min(hi, s_hi)
-            if a >= b:
-                continue
-            key = (root_account, receipt, tuple(tuple(h) for h in via))
-            entry = paths.get(key)
-            if entry is None:
-                entry = paths[key] = {
-                    "amount_fen": 0, "receipt": {"account_id": root_account, "movement_id": receipt},
-                    "via": [{"kind": k, "account_id": acc, "movement_id": mid} for k, acc, mid in via]}
-            entry["amount_fen"] += b - a
-    return list(paths.values())
+    out: dict[Any, dict[tuple, dict]] = defaultdict(dict)
+    frontier = [(tag, a, lot, lo, hi, ()) for tag, a, lot, lo, hi in start]
+    while frontier:
+        lot_rows = _one_by_key(conn, lots, ("account_id", "lot_id"),
+                               [(a, lot) for _, a, lot, *_ in frontier])
+        senders = [(r["from_account_id"], r["movement_id"]) for r in lot_rows.values()
+                   if r["origin"] == "transfer"]
+        sent = _rows_by_key(conn, draws, ("account_id", "movement_id"), senders)
+        nxt = []
+        for tag, account, lot_id, lo, hi, via in frontier:
+            lot = lot_rows[(account, lot_id)]
+            if lot["origin"] == "external":
+                key = (account, lot["movement_id"], via)
+                entry = out[tag].get(key)
+                if entry is None:
+                    entry = out[tag][key] = {
+                        "amount_fen": 0,
+                        "receipt": {"account_id": account, "movement_id": lot["movement_id"]},
+                        "via": [{"kind": k, "account_id": a, "movement_id": m} for k, a, m in via]}
+                entry["amount_fen"] += hi - lo
+            elif lot["origin"] == "return":
+                hop = ("returned", account, lot["movement_id"])
+                base = lot["parent_offset"]
+                nxt.append((tag, account, lot["parent_lot_id"], base + lo, base + hi, (hop, *via)))
+            else:
+                sender = (lot["from_account_id"], lot["movement_id"])
+                hop = ("transfer", *sender)
+                for d in sent.get(sender, ()):
+                    n = _overlap(lo, hi, d["movement_offset"], d["movement_offset"] + d["amount_fen"])
+                    if n:
+                        shift = d["lot_offset"] - d["movement_offset"]
+                        nxt.append((tag, sender[0], d["lot_id"], n[0] + shift, n[1] + shift,
+                                    (hop, *via)))
+        frontier = nxt
+    return {tag: list(paths.values()) for tag, paths in out.items()}
 
 
 def movements_by_key(conn: Connection, keys: Iterable[Key]) -> dict[Key, dict]:
@@ -122,16 +143,9 @@ def movements_by_key(conn: Connection, keys: Iterable[Key]) -> dict[Key, dict]:
     return _one_by_key(conn, movements, ("account_id", "movement_id"), keys)
 
 
-def payment_ranges(conn: Connection, m: dict) -> list[tuple[str, str, int, int]]:
-    """The fen ranges a payment still has out (net of what came back), per lot drawn."""
-    q = (select(draws).where(draws.c.account_id == m["account_id"],
-                             draws.c.movement_id == m["movement_id"]).order_by(draws.c.k))
-    return [(m["account_id"], d.lot_id, d.lot_offset, d.lot_offset + d.amount_fen - d.returned_fen)
-            for d in conn.execute(q) if d.amount_fen > d.returned_fen]
-
-
 def payments_ranges(conn: Connection, ms: list[dict]) -> dict[Key, list[tuple[str, str, int, int]]]:
-    """``payment_ranges`` of many payments in one query: (account, movement) → ranges."""
+    """The fen ranges payments still have out (net of what came back), per lot drawn:
+    (account, movement) → [(account, lot, lo, hi)], in one query."""
     out: dict[Key, list] = {(m["account_id"], m["movement_id"]): [] for m in ms}
     found = _rows_by_key(conn, draws, ("account_id", "movement_id"), list(out))
     for key, ds in found.items():
