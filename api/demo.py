@@ -98,6 +98,9 @@ UNITS = {"PO": ("poverty_office", "扶贫办"), "FIN": ("finance_bureau", "财�
          "VC": ("village_committee", "村民委员会"), "WT": ("work_team", "驻村工作队"),
          "AID": ("government", "县直结对帮扶单位")}
 HOUSEHOLDS_PER_HELPER = 5  # 人均包联5户
+# Commands per transaction at most: one village's year is ~3,000 (about 2.5 MB of events);
+# far larger saves hang eventsourcing 9.5's pipelined PostgreSQL insert (≈8 MB and up).
+MAX_TRANSACTION = 4000
 
 TOWNSHIP_NAMES = "清水 石门 白岩 龙潭 高坡 新寨 桃源 云雾 青山 河口 双溪 凤凰 马场 平寨 羊坪 金竹".split()
 VILLAGE_NAMES = [a + b for a in "上下大小新老东西南北中前后" for b in "坪寨沟湾坝岭冲"]
@@ -253,8 +256,8 @@ class _Planner:
         self.households: list[_Household] = []
         self.helpers: dict[str, list[str]] = {}
         self.setup: list[Admin] = []
-        # transaction → steps: "funding" (money in and down), each township (its
-        # identification, then its year), "county" (county-level projects)
+        # transaction → steps: "funding" (money in and down), each village (its
+        # identification, then its year), "county" (the county's own project)
         self.identification: dict[str, list[Step]] = defaultdict(list)
         self.business: dict[str, list[tuple[dt.date, int, Step]]] = defaultdict(list)
         self.payments: list[dict[str, Any]] = []  # household payments, for recoveries
@@ -297,12 +300,16 @@ class _Planner:
         self.business[where].append((step.day, self.next("seq"), step))
 
     def batches(self) -> list[list[Admin] | list[Step]]:
-        """One transaction each: set-up, funding, one per township, then the county's own."""
+        """The transactions: set-up, funding, one per village (its identification, then its
+        year in date order, so each household is loaded once), the county's own; none
+        longer than ``MAX_TRANSACTION`` commands."""
         def in_order(where: str) -> list[Step]:
             return [s for _, _, s in sorted(self.business[where], key=lambda x: (x[0], x[1]))]
-        return [self.setup, in_order("funding"),
-                *(self.identification[t] + in_order(t) for t in townships(self.size)),
-                in_order("county")]
+        whole = [self.setup, in_order("funding"),
+                 *(self.identification[v] + in_order(v)
+                   for vs in villages(self.size).values() for v in vs),
+                 in_order("county")]
+        return [b[i:i + MAX_TRANSACTION] for b in whole for i in range(0, len(b), MAX_TRANSACTION)]
 
     # -- administration -------------------------------------------------------------
     def plan_setup(self) -> None:
@@ -396,7 +403,7 @@ class _Planner:
                 chunk += self.identify(h, base, appraised, notice1, review, notice2, approve,
                                        announcement, h.code in voted_down,
                                        h.code in objected_codes, h.code in upheld)
-            self.identification[t] += chunk
+            self.identification[v] = chunk
             self.households += hs
 
     def identify(self, h: _Household, base: dt.date, appraised: dt.date, notice1: dt.date,
@@ -494,7 +501,7 @@ class _Planner:
 
     def plan_removal(self, h: _Household) -> None:
         day = _d(7, 1) + dt.timedelta(days=self.rng.randint(0, 85))
-        self.add(h.township, Step(day, "Household.RemovedFromRegister", h.id, {
+        self.add(h.village, Step(day, "Household.RemovedFromRegister", h.id, {
             "effective_date": day.isoformat(), "reason": self.rng.choice(REMOVAL_REASONS)},
             ((f"{h.township}-poverty-officer", "preparer"), (f"{h.township}-head", "reviewer"),
              (f"{COUNTY}-deputy-magistrate", "approver"))))
@@ -516,7 +523,7 @@ class _Planner:
 
         def step(day: dt.date, name: str, content: dict[str, Any],
                  *signers: tuple[str, str]) -> None:
-            self.add(t, Step(day, name, h.id, {**content, "effective_date": day.isoformat()},
+            self.add(v, Step(day, name, h.id, {**content, "effective_date": day.isoformat()},
                              signers))
 
         step(proposed, "Household.ExitProposed", {
@@ -546,23 +553,23 @@ class _Planner:
 
     def plan_relapse(self, h: _Household) -> None:
         day = _d(12, 12) + dt.timedelta(days=self.rng.randint(0, 8))
-        self.add(h.township, Step(day, "Household.Relapsed", h.id, {
+        self.add(h.village, Step(day, "Household.Relapsed", h.id, {
             "effective_date": day.isoformat(), "cause": self.rng.choice(("illness", "disaster")),
             "income_per_capita_fen": self.amount(3000, 6500, 10)},
             ((f"{h.village}-accountant", "preparer"), (f"{h.township}-poverty-officer", "reviewer"),
              (f"{COUNTY}-deputy-magistrate", "approver"))))
         h.status = "registered"
 
-    def pay(self, day: dt.date, region: str, source: str, payee_kind: str, payee_id: str,
-            amount: int, purpose: str, project_id: str | None = None,
+    def pay(self, where: str, day: dt.date, region: str, source: str, payee_kind: str,
+            payee_id: str, amount: int, purpose: str, project_id: str | None = None,
             document_no: str | None = None) -> dict[str, Any]:
+        """拨付 from the account of ``region``, run in the transaction ``where``."""
         content = {"movement_id": self.movement_id(), "payee_kind": payee_kind,
                    "payee_id": payee_id, "amount_fen": amount, "effective_date": day.isoformat(),
                    "purpose": purpose, "project_id": project_id,
                    "document_no": document_no or f"{region}-付{YEAR}-{self.next(region):05d}"}
-        self.add("county" if region == COUNTY else region,
-                 Step(day, "FundAccount.Disbursed", self.account(region, source), content,
-                      _money_signers(region, large=amount >= 5_000_000)))
+        self.add(where, Step(day, "FundAccount.Disbursed", self.account(region, source), content,
+                             _money_signers(region, large=amount >= 5_000_000)))
         return content
 
     def plan_household_payments(self, h: _Household) -> None:
@@ -591,7 +598,8 @@ class _Planner:
             if first > last:
                 continue
             day = first + dt.timedelta(days=rng.randint(0, (last - first).days))
-            content = self.pay(day, h.township, source, "household", h.id, amount, purpose)
+            content = self.pay(h.village, day, h.township, source, "household", h.id, amount,
+                               purpose)
             self.payments.append({**content, "region": h.township, "source": source,
                                   "household": h})
 
@@ -620,9 +628,10 @@ class _Planner:
             chosen = sorted(self.rng.sample(pool, k), key=lambda h: h.code)
             title = {"prj_village_infrastructure": "村组道路硬化", "prj_drinking_water": "安全饮水巩固提升",
                      "prj_industry": "特色种养产业基地", "prj_training": "贫困劳动力技能培训"}[purpose]
-            where = township or "county"
+            where = region if township else "county"
             self.add(where, Step(approved, "Project.Approved", pid, {
-                "project_code": code, "name": f"{self.names[region]}{title}项目", "region_code": region,
+                "project_code": code, "name": f"{self.names[region]}{title}项目",
+                "region_code": region,
                 "purpose_code": purpose, "budget_fen": budget,
                 "effective_date": approved.isoformat(),
                 "beneficiary_household_ids": [h.id for h in chosen]},
@@ -640,9 +649,9 @@ class _Planner:
                      (f"{COUNTY}-magistrate", "approver"))))
             payer = township or COUNTY
             supplier = suppliers[self.rng.randrange(len(suppliers))]
-            self.pay(_later(approved, self.rng.randint(15, 30)), payer, source, "project", pid,
-                     budget * 30 // 100, purpose)
-            self.pay(_d(7, 1) + dt.timedelta(days=self.rng.randint(0, 60)), payer, source,
+            self.pay(where, _later(approved, self.rng.randint(15, 30)), payer, source, "project",
+                     pid, budget * 30 // 100, purpose)
+            self.pay(where, _d(7, 1) + dt.timedelta(days=self.rng.randint(0, 60)), payer, source,
                      "supplier", supplier, budget * 40 // 100, purpose, project_id=pid)
             if township is not None and self.rng.random() < 0.7:
                 accepted = _d(10, 10) + dt.timedelta(days=self.rng.randint(0, 40))
@@ -652,15 +661,16 @@ class _Planner:
                     ((f"{township}-poverty-officer", "preparer"),
                      (f"{COUNTY}-finance-director", "reviewer"),
                      (f"{COUNTY}-deputy-magistrate", "approver"))))
-                self.pay(_later(accepted, self.rng.randint(5, 20)), payer, source, "supplier",
-                         supplier, budget * 25 // 100, purpose, project_id=pid)
+                self.pay(where, _later(accepted, self.rng.randint(5, 20)), payer, source,
+                         "supplier", supplier, budget * 25 // 100, purpose, project_id=pid)
 
     def plan_corrections(self) -> None:
         """追回: payments to removed households, and a few partial recoveries of false claims;
         冲正: a few payments entered twice, reversed."""
         def correction(step: str, day: dt.date, p: dict[str, Any], amount: int, reason: str,
                        suffix: str) -> None:
-            self.add(p["region"], Step(day, step, self.account(p["region"], p["source"]), {
+            account = self.account(p["region"], p["source"])
+            self.add(p["household"].village, Step(day, step, account, {
                 "movement_id": self.movement_id(), "of_movement_id": p["movement_id"],
                 "amount_fen": amount, "effective_date": day.isoformat(), "purpose": p["purpose"],
                 "document_no": f"{p['document_no']}-{suffix}", "reason": reason},
@@ -681,11 +691,11 @@ class _Planner:
                        "虚报冒领，部分追回", "追")
         for p in picked[half:]:
             day = dt.date.fromisoformat(p["effective_date"])
-            twice = self.pay(day, p["region"], p["source"], "household", p["payee_id"],
-                             p["amount_fen"], p["purpose"], document_no=p["document_no"])
+            twice = self.pay(p["household"].village, day, p["region"], p["source"], "household",
+                             p["payee_id"], p["amount_fen"], p["purpose"],
+                             document_no=p["document_no"])
             correction("FundAccount.Reversed", _later(day, self.rng.randint(3, 10)),
-                       {**twice, "region": p["region"], "source": p["source"]},
-                       twice["amount_fen"], "重复录入，冲正", "冲")
+                       {**p, **twice}, twice["amount_fen"], "重复录入，冲正", "冲")
 
     def plan_annual_reviews(self, registered: list[_Household]) -> None:
         """一年一评 in early December for every household on (or just off) the register."""
@@ -694,7 +704,7 @@ class _Planner:
                 continue
             day = _d(12, 1) + dt.timedelta(days=self.rng.randint(0, 7))
             growth = 100 if h.status == "exited" else self.rng.randint(100, 125)
-            self.add(h.township, Step(day, "Household.AnnualReviewRecorded", h.id, {
+            self.add(h.village, Step(day, "Household.AnnualReviewRecorded", h.id, {
                 "year": YEAR, "effective_date": day.isoformat(),
                 "income_per_capita_fen": h.income * growth // 100,
                 "members_count": len(h.members), "notes": ""},
@@ -830,8 +840,8 @@ def build_demo(app: Zhuisu, size: str = "small", seed: int = 20251,
     """Build the synthetic county of ``size`` and its year 2025 through ``app.execute``.
 
     One transaction (``app.batch()``) for the set-up, one for the money coming in and going
-    down, one per township (its identification, then its year in date order) and one for
-    the county's own projects, so each aggregate is loaded about once.  ``progress(done,
+    down, one per village (its identification, then its year in date order) and one for
+    the county's own project, so each household is loaded once.  ``progress(done,
     total)`` counts commands run, every 1,000 and after each transaction.
     ``sign_in_worker`` (default: on for small and larger sizes when there is more than one
     CPU) signs the commands in a second process, overlapping with their execution.

@@ -1,171 +1,46 @@
-"""The HTTP API: thin routes over ``Zhuisu`` (parse, call one verb, shape the answer).
+"""The HTTP app: the routers of ``api.routes``, guarded, logged, idempotent.
 
 Cross-cutting concerns are written once: refusals become problem details in
-``api.problems``; the request id, the actor and one structured log line per request are
-the middleware's; the store is built (and, on request, seeded with the small demo) in
-the lifespan.  ``uvicorn --factory api.http:create_app`` serves it with settings from
-the environment; ``zhuisu serve`` does the same and configures logging first.
+``api.problems``; who the caller is and what they may do are the dependencies of
+``api.deps`` (with the table in ``api.roles``); idempotency keys are the middleware of
+``api.idempotency``; the request id, the caller and one log line per request are
+``api.middleware``'s.  The lifespan builds the store (and, on request, seeds the small
+demo and writes a first administrator's token).  ``uvicorn --factory api.http:create_app``
+serves it with settings from the environment; ``zhuisu serve`` does the same and
+configures logging first.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from api import problems
-from api.logging import bind_request, get_logger
-from api.schemas import (
-    AccountOut,
-    CommandIn,
-    CommandResult,
-    HealthOut,
-    HouseholdOut,
-    OfficialOut,
-    ProblemOut,
-    StepOut,
-)
-from api.settings import Settings, build_app
-from api.views import (
-    EVENTS_PAGE,
-    account_view,
-    household_view,
-    official_view,
-    step_catalogue,
-)
+from api.access_audit import AccessLog
+from api.db import engine_for
+from api.deps import authenticated, is_public, principal_of
+from api.directory import Directory
+from api.idempotency import IdempotencyMiddleware, IdempotencyRecords
+from api.logging import get_logger
+from api.middleware import RequestContext
+from api.routes import routers
+from api.settings import Settings, build_app, database_url_of, utc_now
+from api.tokens import Tokens, ensure_admin_token
 from domain.application import Zhuisu
-from domain.fund_account import FundAccount
-from domain.household import Household
-from domain.official import Official
 
 log = get_logger("zhuisu.http")
-
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-# Where a recorded step's subject can be read back.
-_LOCATIONS = {"Household": "/households/", "FundAccount": "/accounts/"}
 
 
 def env_flag(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def get_zhuisu(request: Request) -> Zhuisu:
-    return request.app.state.zhuisu
-
-
-App = Annotated[Zhuisu, Depends(get_zhuisu)]
-EventsAfter = Annotated[int, Query(ge=0, description="only events after this position")]
-EventsLimit = Annotated[int, Query(ge=1, le=1000, description="at most this many events")]
-
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ProblemOut, "content": {problems.MEDIA_TYPE: {}}}
-    for code in (403, 404, 409, 422)
-}
-PROBLEMS[403]["content"][problems.MEDIA_TYPE] = {"example": problems.PROBLEM_EXAMPLE}
-
-router = APIRouter()
-
-
-@router.get("/health", response_model=HealthOut, tags=["operations"])
-def health(app: App) -> Any:
-    store = type(app.recorder).__module__.rsplit(".", 1)[-1]  # eventsourcing.sqlite → sqlite
-    try:
-        events = app.recorder.max_notification_id() or 0
-    except Exception:
-        log.exception("health check: store unavailable", store=store)
-        return JSONResponse({"status": "unavailable", "store": store, "events": None}, 503)
-    return {"status": "ok", "store": store, "events": events}
-
-
-@router.post("/commands", response_model=CommandResult, status_code=201, tags=["commands"],
-             responses={200: {"model": CommandResult, "description": "an exact retry; nothing "
-                              "new was stored"}, **PROBLEMS})
-def post_command(command: CommandIn, app: App, response: Response,
-                 idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Any:
-    """Run one signed step.  201 when recorded; 200 when it repeats a recorded step."""
-    result = app.execute(command.model_dump(mode="json"))
-    response.status_code = 201 if result["recorded"] else 200
-    if idempotency_key is not None:
-        response.headers["Idempotency-Key"] = idempotency_key
-    location = _LOCATIONS.get(result["step"].split(".", 1)[0])
-    if location:
-        response.headers["Location"] = location + result["subject"]
-    return result
-
-
-@router.get("/households/by-code/{code}", response_model=HouseholdOut, tags=["reads"],
-            responses=PROBLEMS)
-def get_household_by_code(code: str, app: App, events_after: EventsAfter = 0,
-                          events_limit: EventsLimit = EVENTS_PAGE) -> Any:
-    household = app.load(Household, Household.create_id(code), "code")
-    return household_view(app, household, events_after, events_limit)
-
-
-@router.get("/households/{household_id}", response_model=HouseholdOut, tags=["reads"],
-            responses=PROBLEMS)
-def get_household(household_id: str, app: App, events_after: EventsAfter = 0,
-                  events_limit: EventsLimit = EVENTS_PAGE) -> Any:
-    household = app.load(Household, household_id, "household_id")
-    return household_view(app, household, events_after, events_limit)
-
-
-@router.get("/accounts/{account_id}", response_model=AccountOut, tags=["reads"],
-            responses=PROBLEMS)
-def get_account(account_id: str, app: App, events_after: EventsAfter = 0,
-                events_limit: EventsLimit = EVENTS_PAGE) -> Any:
-    account = app.load(FundAccount, account_id, "account_id")
-    return account_view(app, account, events_after, events_limit)
-
-
-@router.get("/officials/{official_id}", response_model=OfficialOut, tags=["reads"],
-            responses=PROBLEMS)
-def get_official(official_id: str, app: App) -> Any:
-    return official_view(app.load(Official, official_id, "official_id"))
-
-
-@router.get("/steps", response_model=dict[str, StepOut], tags=["commands"])
-def get_steps() -> Any:
-    """The step catalogue: each step's content fields and who signs it at which level."""
-    return step_catalogue()
-
-
-async def access_log(request: Request,
-                     call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Request id in and out, and one structured line per request."""
-    incoming = request.headers.get("x-request-id", "")
-    request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-    # No authentication yet: every caller is anonymous; the signers answer for the steps.
-    bind_request(request_id, actor="anonymous")
-    started = time.perf_counter()
-    try:
-        response = await call_next(request)
-    except Exception:
-        log.exception("unhandled error", method=request.method, path=request.url.path)
-        request.state.problem = problems.INTERNAL
-        response = problems.problem_response(problems.INTERNAL, request)
-    response.headers["X-Request-ID"] = request_id
-    route = getattr(request.scope.get("route"), "path", None)
-    problem = getattr(request.state, "problem", None)
-    fields: dict[str, Any] = {
-        "method": request.method, "route": route, "path": request.url.path,
-        "status": response.status_code,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-    }
-    if problem is not None:
-        fields.update(rule=problem.rule, field=problem.field, detail=problem.detail)
-    level = "error" if response.status_code >= 500 else (
-        "warning" if response.status_code >= 400 else "info")
-    getattr(log, level)("request", **fields)
-    return response
 
 
 def load_demo_if_empty(app: Zhuisu) -> None:
@@ -186,36 +61,112 @@ def load_demo_if_empty(app: Zhuisu) -> None:
 
 
 def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *,
-               demo_on_empty: bool | None = None) -> FastAPI:
+               demo_on_empty: bool | None = None,
+               bootstrap_admin: bool | None = None) -> FastAPI:
     """The HTTP app.  Pass ``zhuisu`` to serve an existing application (tests); otherwise
     the lifespan builds one from ``settings`` (default: the environment) and closes it.
+    The API's tables go in the same database as the application's events.
 
     ``demo_on_empty`` (default: env ``ZHUISU_DEMO_ON_EMPTY``, false) loads the small demo
-    into an empty store at start-up.
+    into an empty store at start-up; ``bootstrap_admin`` (default: env
+    ``ZHUISU_BOOTSTRAP_ADMIN``, false) writes an administrator's token to
+    ``settings.admin_token_file`` when the store has no live one.
     """
+    s = settings or Settings.from_env()
     demo = env_flag("ZHUISU_DEMO_ON_EMPTY", False) if demo_on_empty is None else demo_on_empty
+    bootstrap = (env_flag("ZHUISU_BOOTSTRAP_ADMIN", False) if bootstrap_admin is None
+                 else bootstrap_admin)
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
-        app = zhuisu or build_app(settings or Settings.from_env())
+        app = zhuisu or await run_in_threadpool(build_app, s)
+        engine = None
         try:
+            url = database_url_of(app) if zhuisu is not None else s.database_url
+            engine = await run_in_threadpool(engine_for, url)
+            api.state.zhuisu = app
+            api.state.tokens = Tokens(engine)
+            api.state.access_log = AccessLog(engine)
+            api.state.idempotency = IdempotencyRecords(engine)
+            api.state.directory = Directory()
             if demo:
                 await run_in_threadpool(load_demo_if_empty, app)
-            api.state.zhuisu = app
+            if bootstrap:
+                path = await run_in_threadpool(ensure_admin_token, api.state.tokens,
+                                               s.admin_token_file, utc_now())
+                if path is not None:
+                    log.warning("no administrator's token existed: one was written to the "
+                                "file (mode 0600); send it as Authorization: Bearer <token>",
+                                file=str(path))
             yield
         finally:
+            if engine is not None:
+                engine.dispose()
             if zhuisu is None:
                 app.close()
 
+    docs = s.public_docs
     api = FastAPI(
         title="追溯 zhuisu",
         summary="Event-sourced audit of poverty-alleviation households and funds",
-        description="Every step is a signed event.  Refusals are RFC 9457 problem details "
-                    "naming the rule and the field.",
+        description=(
+            "Every step is a signed event.  Every endpoint but `/health` needs a bearer "
+            "token, issued for one role and one region subtree (`zhuisu token create`); "
+            "what each role may do is the table of `api/roles.py`.  Writes accept an "
+            "`Idempotency-Key`.  Refusals are RFC 9457 problem details naming the rule "
+            "and the field."),
         version="0.1.0",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        swagger_ui_parameters={"persistAuthorization": True},
     )
     problems.install(api)
-    api.middleware("http")(access_log)
-    api.include_router(router)
+    api.add_middleware(IdempotencyMiddleware, authenticate=principal_of, clock=utc_now)
+    api.add_middleware(RequestContext)
+    for router in routers():
+        api.include_router(router)
+    check_every_route_is_guarded(api)
+    api.openapi = problem_openapi(api)  # type: ignore[method-assign]
     return api
+
+
+def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
+
+
+def check_every_route_is_guarded(api: FastAPI) -> None:
+    """Fail closed: a route must declare a guard of ``api.deps`` or be marked ``@public``."""
+    for route in api.routes:
+        if (isinstance(route, APIRoute) and not is_public(route.endpoint)
+                and not _depends_on(route.dependant, authenticated)):
+            raise RuntimeError(f"{sorted(route.methods)} {route.path} declares neither a guard "
+                               "(Reader, Submitter, Admin, … of api.deps) nor @public")
+
+
+_FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
+
+
+def problem_openapi(api: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document with every 4xx/5xx answer as problem+json (``ProblemOut``)."""
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema:
+            return api.openapi_schema
+        schema = FastAPI.openapi(api)
+        problem = {"schema": {"$ref": "#/components/schemas/ProblemOut"}}
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                for code, answer in operation.get("responses", {}).items():
+                    if code[:1] in ("4", "5") and code != "503":
+                        answer["content"] = {problems.MEDIA_TYPE: problem}
+                        if code == "422" and answer.get("description") == "Validation Error":
+                            answer["description"] = "invalid input (InvalidInput), naming the field"
+        components = schema.get("components", {}).get("schemas", {})
+        for name in _FASTAPI_VALIDATION:
+            components.pop(name, None)
+        api.openapi_schema = schema
+        return schema
+
+    return openapi

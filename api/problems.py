@@ -8,6 +8,8 @@ that broke it — so the HTTP API, the CLI and the logs agree:
   (422) naming the field path in the domain's style (``signatures[0].role``);
 * two writers racing on one aggregate (eventsourcing ``RecordConflictError``, which
   ``IntegrityError`` specialises) is ``ConcurrentWrite`` (409): nothing was stored, retry;
+* a :class:`Refusal` of the API's own rules (who may do what, where; idempotency keys)
+  keeps its rule, field and status, like a domain refusal;
 * an unknown route or method keeps its HTTP status with the rule ``NotFound`` /
   ``MethodNotAllowed``.
 """
@@ -28,6 +30,53 @@ from domain.errors import DomainError
 
 TYPE_BASE = "https://zhuisu.example/problems/"
 MEDIA_TYPE = "application/problem+json"
+
+
+class Refusal(Exception):
+    """A request refused by the API's own rules; named after the rule, like a domain error."""
+
+    status = 403
+
+    def __init__(self, message: str, *, field: str | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.headers = headers
+
+    @property
+    def rule(self) -> str:
+        return type(self).__name__
+
+
+class NotAuthenticated(Refusal):
+    """No bearer token, or one that is unknown or revoked."""
+
+    status = 401
+
+    def __init__(self, message: str):
+        super().__init__(message, field="Authorization",
+                         headers={"WWW-Authenticate": 'Bearer realm="zhuisu"'})
+
+
+class RoleNotPermitted(Refusal):
+    """The token's role may not do this (``api.roles``: the role × action and step tables)."""
+
+
+class OutsideJurisdiction(Refusal):
+    """The subject lies outside the region subtree the token is bound to."""
+
+
+class IdempotencyKeyReused(Refusal):
+    """An ``Idempotency-Key`` already used by this caller for a different request."""
+
+    status = 422
+
+
+class IdempotencyKeyInFlight(Refusal):
+    """The first request with this ``Idempotency-Key`` is still being processed."""
+
+    status = 409
 
 
 @dataclass(frozen=True)
@@ -65,7 +114,7 @@ def field_path(loc: Sequence[str | int]) -> str:
 
 def problem_from(exc: BaseException) -> Problem | None:
     """The problem an exception stands for, or None when it is a bug (→ 500, logged)."""
-    if isinstance(exc, DomainError):
+    if isinstance(exc, (DomainError, Refusal)):
         return Problem(exc.rule, exc.status, exc.message, exc.field)
     if isinstance(exc, RecordConflictError):
         return Problem("ConcurrentWrite", 409,
@@ -94,13 +143,14 @@ def problem_response(problem: Problem, request: Request | None = None,
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     problem = problem_from(exc) or INTERNAL
     request.state.problem = problem  # the access log line names the rule and field
-    headers = getattr(exc, "headers", None) if isinstance(exc, HTTPException) else None
+    headers = getattr(exc, "headers", None) if isinstance(exc, (HTTPException, Refusal)) else None
     return problem_response(problem, request, headers)
 
 
 def install(app: FastAPI) -> None:
     """Register the mapping on an app (the only exception handlers it has)."""
-    for exc_type in (DomainError, RecordConflictError, RequestValidationError, HTTPException):
+    for exc_type in (DomainError, Refusal, RecordConflictError, RequestValidationError,
+                     HTTPException):
         app.add_exception_handler(exc_type, _handle)
 
 

@@ -1,19 +1,23 @@
-"""Request and response models of the HTTP API (with the examples /docs shows).
+"""Models every router shares: problems, stored events and signatures, pages, examples.
 
-The shapes are checked here; their meaning (which step, which fields, who may sign) is
-the domain's, reported back as problem details with the same rule and field names.
+Each router keeps its own request and response models beside its routes; what is here is
+what several show.  Shapes are checked here; their meaning (which step, which fields, who
+may sign) is the domain's, reported back as problem details with the same rule and field.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.signing import Role
+from api import problems
+
+T = TypeVar("T")
 
 HOUSEHOLD_ID = "3aff0316-cb8b-5c12-b32a-e32c0f51c0d8"
 OFFICIAL_ID = "0c3d5b61-1f4e-5a0e-9d0b-2b8f3c7a9e10"
+ACCOUNT_ID = "7d1e0b9a-0c59-5b0e-8a4f-5f2f3f1d2c3b"
 
 APPLIED_CONTENT = {
     "household_code": "H1", "village_code": "V", "effective_date": "2025-01-05",
@@ -24,37 +28,6 @@ APPLIED_CONTENT = {
 }
 SIGNATURE = {"official_id": OFFICIAL_ID, "role": "preparer", "key_id": "3b7f0c1d2e4a5968",
              "signature": "base64 Ed25519 signature over the canonical step message"}
-
-
-class SignatureIn(BaseModel):
-    """One official's signature over the step (see ``domain.signing`` for the exact bytes)."""
-
-    official_id: str = Field(min_length=1)
-    role: Role
-    key_id: str = Field(min_length=1)
-    signature: str = Field(min_length=1)
-
-
-class CommandIn(BaseModel):
-    """A signed command envelope: ``content`` is exactly what every signer signed."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "step": "Household.Applied", "subject": HOUSEHOLD_ID, "content": APPLIED_CONTENT,
-        "signatures": [SIGNATURE]}]})
-
-    step: str = Field(description="a step of GET /steps, e.g. Household.Applied")
-    subject: str | None = Field(None, description="aggregate id; optional for creation steps")
-    content: dict[str, Any]
-    signatures: list[SignatureIn]
-
-
-class CommandResult(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"step": "Household.Applied", "subject": HOUSEHOLD_ID, "recorded": True}]})
-
-    step: str
-    subject: str
-    recorded: bool = Field(description="false: an exact retry of a step already recorded")
 
 
 class SignatureOut(BaseModel):
@@ -83,111 +56,27 @@ class EventOut(BaseModel):
     signatures: list[SignatureOut]
 
 
-class StatusChange(BaseModel):
-    effective_date: str
-    status: str
+class Page(BaseModel, Generic[T]):
+    """One page of a list; ask again with ``offset=next_offset`` for the next."""
+
+    items: list[T]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="offset of the next page; null on the last")
 
 
-class HouseholdOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": HOUSEHOLD_ID, "code": "H1", "status": "applied", "village_code": "V",
-        "region_path": {"province": "P", "city": "C", "county": "K", "township": "T",
-                        "village": "V"},
-        "members_count": 1, "main_cause": "illness", "secondary_causes": [],
-        "helper_official_id": None, "history": [], "version": 1, "events": []}]})
-
-    id: str
-    code: str
-    status: str
-    village_code: str
-    region_path: dict[str, str]
-    members_count: int
-    main_cause: str
-    secondary_causes: list[str]
-    helper_official_id: str | None
-    history: list[StatusChange]
-    version: int
-    events: list[EventOut]
-
-
-class AccountOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": "7d1e0b9a-0c59-5b0e-8a4f-5f2f3f1d2c3b", "name": "K central", "region_code": "K",
-        "level": "county", "fund_source": "central", "balance_fen": 1000000,
-        "received_fen": 1500000, "paid_out_fen": 500000, "version": 4, "events": []}]})
-
-    id: str
-    name: str
-    region_code: str
-    level: str
-    fund_source: str
-    balance_fen: int
-    received_fen: int
-    paid_out_fen: int
-    version: int
-    events: list[EventOut]
-
-
-class PositionOut(BaseModel):
-    kind: str
-    title: str
-    region_code: str
-    responsibility: str
-    start: str
-    end: str | None
-
-
-class KeyOut(BaseModel):
-    key_id: str
-    public_key: str
-    valid_from: str
-    valid_until: str | None
-    revoked: bool
-
-
-class OfficialOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": OFFICIAL_ID, "code": "acc", "name": "李会计", "unit_code": "VC", "region_code": "V",
-        "positions": [{"kind": "village_accountant", "title": "村会计(报账员)", "region_code": "V",
-                       "responsibility": "handling", "start": "2020-01-01", "end": None}],
-        "keys": [{"key_id": "3b7f0c1d2e4a5968", "public_key": "base64 32 bytes",
-                  "valid_from": "2020-01-01", "valid_until": None, "revoked": False}]}]})
-
-    id: str
-    code: str
-    name: str
-    unit_code: str
-    region_code: str
-    positions: list[PositionOut]
-    keys: list[KeyOut]
-
-
-class SignerRule(BaseModel):
-    role: str
-    level: str = Field(description="region level of the signer's position; 'account' = the "
-                                   "account's own level")
-    positions: list[str] = Field(description="position kinds that grant this role")
-
-
-class StepOut(BaseModel):
-    aggregate: str
-    area: str
-    fields: list[str] = Field(description="every field must be present in content (null where "
-                                          "it does not apply): content is signed exactly")
-    signers: list[SignerRule]
-
-
-class HealthOut(BaseModel):
+class Created(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"status": "ok", "store": "sqlite", "events": 1234}]})
+        {"id": "9b2f0a4e-8d7c-5b1a-9e3f-2c4d6e8f0a1b", "code": "522625100003"}]})
 
-    status: str
-    store: str
-    events: int | None = Field(description="highest notification id in the event store")
+    id: str
+    code: str
 
 
 class ProblemOut(BaseModel):
     """RFC 9457 problem details, extended with the refusing rule and the offending field."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [problems.PROBLEM_EXAMPLE]})
 
     type: str
     title: str
@@ -196,3 +85,25 @@ class ProblemOut(BaseModel):
     rule: str
     field: str | None = None
     instance: str | None = None
+
+
+_MEANING = {
+    401: "no bearer token, or an unknown or revoked one (NotAuthenticated)",
+    403: "refused: the token's role may not (RoleNotPermitted), the subject is outside its "
+         "jurisdiction (OutsideJurisdiction), or a signature rule failed",
+    404: "no such subject (NotFound)",
+    409: "refused by the subject's state (e.g. StepOutOfOrder, AlreadyExists), a concurrent "
+         "write on the same aggregate (ConcurrentWrite: nothing stored, retry), or the first "
+         "request with this Idempotency-Key is still running",
+    422: "invalid input, naming the field and the rule (InvalidInput, IdempotencyKeyReused, "
+         "and the domain's own rules)",
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the refusals a route may answer (problem+json, see ``http``)."""
+    return {code: {"model": ProblemOut, "description": _MEANING[code]} for code in codes}
+
+
+READ_PROBLEMS = problem_responses(401, 403, 404, 422)
+WRITE_PROBLEMS = problem_responses(401, 403, 404, 409, 422)

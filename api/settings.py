@@ -3,6 +3,11 @@
 One setting chooses the store: ``ZHUISU_DATABASE_URL``.
 - ``sqlite:///path/to/zhuisu.db`` (default ``sqlite:///var/zhuisu.db``): embedded, no server.
 - ``postgresql://user[:password]@host[:port]/dbname[?schema=name]``: production and scale-out.
+
+The API's own tables (tokens, access log, idempotency records) live in the same database.
+``ZHUISU_ADMIN_TOKEN_FILE`` (default ``var/admin-token``) is where ``zhuisu serve`` writes
+an administrator's token, mode 0600, when the store has none; ``ZHUISU_PUBLIC_DOCS=false``
+hides ``/docs`` and ``/openapi.json`` (they hold no data, so they are public by default).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 from domain.application import Zhuisu
 from domain.errors import InvalidInput
@@ -25,6 +30,8 @@ class Settings:
     log_format: str = "console"  # "json" in production
     log_level: str = "INFO"
     aggregate_cache: int = 5000
+    admin_token_file: Path = Path("var/admin-token")
+    public_docs: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -36,6 +43,10 @@ class Settings:
             "log_format": env.get("ZHUISU_LOG_FORMAT", cls.log_format),
             "log_level": env.get("ZHUISU_LOG_LEVEL", cls.log_level),
             "aggregate_cache": int(env.get("ZHUISU_AGGREGATE_CACHE", cls.aggregate_cache)),
+            "admin_token_file": Path(env.get("ZHUISU_ADMIN_TOKEN_FILE",
+                                             str(cls.admin_token_file))),
+            "public_docs": env.get("ZHUISU_PUBLIC_DOCS", "true").strip().lower()
+            not in ("0", "false", "no", "off"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -91,6 +102,24 @@ class Settings:
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(32))
         return bytes.fromhex(path.read_text().strip())
+
+
+def database_url_of(app: Zhuisu) -> str:
+    """The database URL an application was built on (the inverse of ``eventsourcing_env``)."""
+    env = app.env
+    module = env.get("PERSISTENCE_MODULE", "")
+    if module == "eventsourcing.sqlite":
+        return f"sqlite:///{env['SQLITE_DBNAME']}"
+    if module == "eventsourcing.postgres":
+        user = quote(env.get("POSTGRES_USER", "postgres"), safe="")
+        password = env.get("POSTGRES_PASSWORD", "")
+        auth = f"{user}:{quote(password, safe='')}" if password else user
+        url = (f"postgresql://{auth}@{env.get('POSTGRES_HOST', '127.0.0.1')}:"
+               f"{env.get('POSTGRES_PORT', '5432')}/{env.get('POSTGRES_DBNAME', 'postgres')}")
+        schema = env.get("POSTGRES_SCHEMA")
+        return f"{url}?schema={schema}" if schema else url
+    raise InvalidInput(f"no database URL for the persistence module {module!r}",
+                       field="ZHUISU_DATABASE_URL")
 
 
 def utc_now() -> dt.datetime:

@@ -1,7 +1,7 @@
 """Read views: what the HTTP API and the CLI show of an aggregate, as plain JSON values.
 
 One shaping for both adapters, so ``GET /households/{id}`` and ``zhuisu show-household``
-agree.  Views never show a resident ID number (only keyed hashes, inside signed content)
+agree; list endpoints show the ``*_summary`` of each item (no events).  Views never show a resident ID number (only keyed hashes, inside signed content)
 and never an official's relatives (优亲厚友 checks read them; people do not).
 """
 
@@ -18,7 +18,8 @@ from domain.fund_account import FundAccount
 from domain.household import Household
 from domain.official import Official
 from domain.positions import POSITIONS, STEP_RULES, Area, StepRule, money_rule
-from domain.region import RegionLevel
+from domain.project import Project
+from domain.region import Region, RegionLevel
 from domain.signed import signed_content, step_name
 from domain.signing import b64
 
@@ -60,27 +61,32 @@ def events_page(app: Zhuisu, aggregate_id: UUID, after: int = 0,
     return [event_view(e) for e in app.events.get(aggregate_id, gt=after or None, limit=limit)]
 
 
-def household_view(app: Zhuisu, household: Household, after: int = 0,
-                   limit: int = EVENTS_PAGE) -> dict[str, Any]:
+def household_summary(household: Household) -> dict[str, Any]:
     return {
         "id": str(household.id),
         "code": household.code,
         "status": household.status.value,
         "village_code": household.village_code,
-        "region_path": dict(household.region_path),
         "members_count": len(household.members),
         "main_cause": household.main_cause,
+        "version": household.version,
+    }
+
+
+def household_view(app: Zhuisu, household: Household, after: int = 0,
+                   limit: int = EVENTS_PAGE) -> dict[str, Any]:
+    return {
+        **household_summary(household),
+        "region_path": dict(household.region_path),
         "secondary_causes": list(household.secondary_causes),
         "helper_official_id": household.helper_official_id,
         "history": [{"effective_date": d.isoformat(), "status": s.value}
                     for d, s in household.history],
-        "version": household.version,
         "events": events_page(app, household.id, after, limit),
     }
 
 
-def account_view(app: Zhuisu, account: FundAccount, after: int = 0,
-                 limit: int = EVENTS_PAGE) -> dict[str, Any]:
+def account_summary(account: FundAccount) -> dict[str, Any]:
     return {
         "id": str(account.id),
         "name": account.name,
@@ -91,17 +97,56 @@ def account_view(app: Zhuisu, account: FundAccount, after: int = 0,
         "received_fen": account.received,
         "paid_out_fen": account.paid_out,
         "version": account.version,
-        "events": events_page(app, account.id, after, limit),
     }
 
 
-def official_view(official: Official) -> dict[str, Any]:
+def account_view(app: Zhuisu, account: FundAccount, after: int = 0,
+                 limit: int = EVENTS_PAGE) -> dict[str, Any]:
+    return {**account_summary(account), "events": events_page(app, account.id, after, limit)}
+
+
+def project_summary(project: Project) -> dict[str, Any]:
+    return {
+        "id": str(project.id),
+        "code": project.code,
+        "name": project.name,
+        "region_code": project.region_code,
+        "purpose_code": project.purpose_code,
+        "budget_fen": project.budget_fen,
+        "paid_fen": project.paid_fen,
+        "approved_on": project.approved_on.isoformat(),
+        "accepted_on": project.accepted_on.isoformat() if project.accepted_on else None,
+        "version": project.version,
+    }
+
+
+def project_view(app: Zhuisu, project: Project, after: int = 0,
+                 limit: int = EVENTS_PAGE) -> dict[str, Any]:
+    return {**project_summary(project), "region_path": dict(project.region_path),
+            "beneficiary_household_ids": list(project.beneficiaries),
+            "events": events_page(app, project.id, after, limit)}
+
+
+def region_view(region: Region, children: list[str]) -> dict[str, Any]:
+    return {"id": str(region.id), "code": region.code, "name": region.name,
+            "level": region.level.value, "parent_code": region.parent_code,
+            "path": dict(region.path), "population": region.population,
+            "children": children}
+
+
+def official_summary(official: Official) -> dict[str, Any]:
     return {
         "id": str(official.id),
         "code": official.code,
         "name": official.name,
         "unit_code": official.unit_code,
         "region_code": official.region_code,
+    }
+
+
+def official_view(official: Official) -> dict[str, Any]:
+    return {
+        **official_summary(official),
         "positions": [
             {"kind": p.kind, "title": POSITIONS[p.kind].title, "region_code": p.region_code,
              "responsibility": p.responsibility, "start": p.start.isoformat(),

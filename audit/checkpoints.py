@@ -244,7 +244,10 @@ def parse_note(note: str) -> tuple[str, list[NoteSignature]]:
 
 def open_note(note: str, trusted: str | NoteKey | Sequence[str | NoteKey]
               ) -> tuple[str, list[NoteKey]]:
-    """(text, keys that signed it) if a trusted key signed the note; else CheckpointSignatureError."""
+    """(text, keys that signed it) if a trusted key signed the note.
+
+    Otherwise ``CheckpointSignatureError``; format problems ``CheckpointFormatError``.
+    """
     keys = {(k.name, k.key_id): k for k in as_keys(trusted)}
     text, signatures = parse_note(note)
     signed_by: list[NoteKey] = []
@@ -298,3 +301,23 @@ def verify_rotation(note: str, old_key: str | NoteKey) -> NoteKey:
         raise CheckpointSignatureError(f"key rotation: expected signatures by the old and the "
                                        f"new key, missing {missing}")
     return new
+
+
+def follow_rotations(notes: Sequence[str], anchor: str | NoteKey) -> list[NoteKey]:
+    """The keys a verifier who trusts ``anchor`` may trust, learnt from rotation checkpoints.
+
+    ``notes`` are checkpoint notes in the order the log signed them (e.g. an export's);
+    each key-rotation note signed by a key already trusted and by the new key adds the new
+    key.  Other notes, and rotations from keys not (yet) trusted, are skipped.
+    """
+    trusted = as_keys(anchor)
+    for note in notes:
+        try:
+            rotation = parse_checkpoint(parse_note(note)[0]).rotation
+        except CheckpointFormatError:
+            continue
+        if rotation and parse_vkey(rotation[0]) in trusted:
+            new = verify_rotation(note, rotation[0])
+            if new not in trusted:
+                trusted.append(new)
+    return trusted

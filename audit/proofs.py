@@ -131,3 +131,20 @@ def verify_consistency_bundle(bundle: str | bytes | dict,
     return verify_consistency_proof(
         b["old_checkpoint"], b["new_checkpoint"],
         [_unb64(p, f"proof[{i}]") for i, p in enumerate(b["proof"])], public_keys)
+
+
+def verify_bundle(bundle: str | bytes | dict,
+                  public_keys: Keys) -> VerifiedInclusion | tuple[Checkpoint, Checkpoint]:
+    """Verify an inclusion or a consistency bundle, whichever ``bundle["type"]`` says."""
+    if isinstance(bundle, (str, bytes)):
+        try:
+            bundle = json.loads(bundle)
+        except ValueError as exc:
+            raise ProofBundleError(f"proof bundle: expected JSON, got {exc}") from exc
+    kind = bundle.get("type") if isinstance(bundle, dict) else None
+    if kind == CONSISTENCY:
+        return verify_consistency_bundle(bundle, public_keys)
+    if kind == INCLUSION:
+        return verify_inclusion_bundle(bundle, public_keys)
+    raise ProofBundleError(f"proof bundle type: expected {INCLUSION!r} or {CONSISTENCY!r}, "
+                           f"got {kind!r}")

@@ -11,7 +11,8 @@ the audit tables, so they share a database and, on PostgreSQL, the ``?schema=``:
 Audit tables (created on first use, SQLAlchemy Core):
 
 - ``merkle_leaves(leaf_index, position, leaf_hash, fields)``: leaf i is the record at
-  notification id ``position``; ``fields`` are its ``records.field_digests``;
+  notification id ``position``; ``fields`` are its ``records.field_digests`` (diagnostic
+  only: they name the field a change touched; the leaf hash is what is checked);
 - ``merkle_nodes(level, idx, hash)``: every completed perfect subtree of level ≥ 1
   (level 0 nodes are ``merkle_leaves.leaf_hash``);
 - ``merkle_state(id=1, size, last_position, frontier)``: the tracking position and the

@@ -104,7 +104,11 @@ def _append_batch(store: AuditStore, conn: Connection, limit: int) -> tuple[Tree
 
 
 def rebuild(source: Any) -> TreeState:
-    """Empty the stored tree and append every record again from zero."""
+    """Empty the stored tree and append every record again from zero.
+
+    Checkpoints and their sealed leaves are kept: if the records are not what was signed,
+    ``verify_log`` says so and where.
+    """
     with opened(source) as store:
         with store.engine.begin() as conn:
             lock_state(conn)

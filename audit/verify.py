@@ -68,8 +68,9 @@ def _fold(hashes: Sequence[bytes]) -> bytes:
 def verify_log(source: Any, *, workers: int = 1, page: int = PAGE) -> VerificationResult:
     """Verify everything (see the module docstring); read-only, never catches up first.
 
-    ``workers`` > 1 spreads the pages over that many processes (each with its own
-    connection); the result is the same.
+    ``workers`` > 1 spreads the pages over that many forked processes, each with its own
+    connection; the result is the same.  Use it from a command or batch job, not inside a
+    multi-threaded server (a fork copies one thread and whatever locks the others held).
     """
     if page < 2 or page & (page - 1):
         raise ValueError(f"page: expected a power of two >= 2, got {page}")
@@ -112,7 +113,7 @@ def _run_spans(store: AuditStore, size: int, page: int, cuts: list[int],
             return [Span(store, conn, page).run(lo, hi, span_cuts(lo, hi)) for lo, hi in spans]
     store.engine.dispose()  # no pooled connection may be shared with a forked worker
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with ProcessPoolExecutor(len(spans), mp_context=context) as pool:
         futures = [pool.submit(scan_span, store.config, lo, hi, page, span_cuts(lo, hi))
                    for lo, hi in spans]
@@ -282,7 +283,7 @@ def _check_rotation(cid: int, note: str, checkpoint: Any, keys: list[LogKeyRecor
 def _against_checkpoints(store: AuditStore, conn: Connection, state: Any,
                          roots: dict[int, bytes], signed: list[tuple[int, Any]]
                          ) -> list[Finding]:
-    """Every signed root must be the stored tree's root at its size; locate the first that is not."""
+    """Each signed root must be the stored tree's root at its size; locate the first that is not."""
     bad = [(cid, cp) for _, (cid, cp) in signed
            if cp.size > state.size or roots.get(cp.size) != cp.root]
     if not bad:

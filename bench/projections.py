@@ -118,7 +118,8 @@ class Copier:
 def load(url: str, source_url: str, scale: int, tmp: Path) -> int:
     """Write ``scale`` copies of the demo log into the (empty) store at ``url``."""
     source = reader_app(source_url)
-    target = build_app(Settings(database_url=url, id_pepper_file=tmp / f"pepper-{uuid.uuid4().hex[:6]}"))
+    pepper = tmp / f"pepper-{uuid.uuid4().hex[:6]}"
+    target = build_app(Settings(database_url=url, id_pepper_file=pepper))
     t0 = time.perf_counter()
     for k in range(scale):
         copier = Copier(k)
@@ -159,7 +160,8 @@ def percentiles(ms: list[float]) -> tuple[float, float]:
     return statistics.median(ms), ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
 
 
-def query_latencies(url: str, samples: int, rng: random.Random) -> dict[str, tuple[float, float, int]]:
+def query_latencies(url: str, samples: int,
+                    rng: random.Random) -> dict[str, tuple[float, float, int]]:
     engine = engine_for(url)
     with engine.connect() as conn:
         households = [r[0] for r in conn.execute(
@@ -209,9 +211,9 @@ def run_store(kind: str, url: str, source_url: str, args: argparse.Namespace, tm
     rebuild = time.perf_counter() - t0
     latencies = query_latencies(url, args.samples, random.Random(7))
     households = _count(url, reg.households)
-    print(f"[{kind}] {events:,} events, {households:,} households "
-          f"({args.scale} × demo '{args.size}'); load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores")
+    demo = f"the demo in {args.demo_db}" if args.demo_db else f"demo '{args.size}'"
+    print(f"[{kind}] {events:,} events, {households:,} households ({args.scale} × {demo}); "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"  raw sequential read            {events / raw:>10,.0f} events/s")
     print(f"  read + decode                  {events / decoded:>10,.0f} events/s")
     print(f"  full rebuild, all projections  {events / rebuild:>10,.0f} events/s  "

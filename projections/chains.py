@@ -50,7 +50,8 @@ def _signatures(conn: Connection, log_positions: list[int]) -> dict[int, list[di
     rows = []
     wanted = sorted(set(log_positions))
     for i in range(0, len(wanted), 500):
-        rows += conn.execute(select(s).where(s.c.log_position.in_(wanted[i:i + 500]))).mappings().all()
+        q = select(s).where(s.c.log_position.in_(wanted[i:i + 500]))
+        rows += conn.execute(q).mappings().all()
     officials = _officials(conn, {r["official_id"] for r in rows})
     keys = _keys(conn, {(r["official_id"], r["key_id"]) for r in rows})
     out: dict[int, list[dict]] = defaultdict(list)
@@ -207,8 +208,13 @@ def _plain_movement(m: dict) -> dict:
 
 
 # money --------------------------------------------------------------------------------------
-def money_down(db: Db, movement_id: str, account_id: str | None = None) -> dict:
-    """Down from an allocation or a receipt to every final payee (FIFO attribution)."""
+def money_down(db: Db, movement_id: str, account_id: str | None = None, *,
+               limit: int | None = 500) -> dict:
+    """Down from an allocation or a receipt to every final payee (FIFO attribution).
+
+    Payees come largest first, cut at ``limit`` (a province's allocation reaches every
+    household of its counties); the totals and ``payee_count`` are always whole.
+    """
     with connected(db) as conn:
         m = movement(conn, movement_id, account_id, ("allocated", "received"))
         if m is None:
@@ -222,13 +228,15 @@ def money_down(db: Db, movement_id: str, account_id: str | None = None) -> dict:
                                         "amount_fen": 0, "payments": []})
         entry["amount_fen"] += p["amount_fen"]
         entry["payments"].append(p)
-    reached = sorted(payees.values(), key=lambda e: (e["payee_kind"], e["payee_id"]))
+    reached = sorted(payees.values(),
+                     key=lambda e: (-e["amount_fen"], e["payee_kind"], e["payee_id"]))
     return plain({
         "from": _plain_movement(m), "amount_fen": m["amount_fen"],
         "paid_fen": sum(e["amount_fen"] for e in reached),
         "held_fen": sum(h["amount_fen"] for h in found["held"]),
         "sent_back_fen": sum(s["amount_fen"] for s in found["sent_back"]),
-        "payees": reached, "held": sorted(found["held"], key=lambda h: h["account_id"]),
+        "payee_count": len(reached), "payees": reached[:limit],
+        "held": sorted(found["held"], key=lambda h: h["account_id"]),
         "sent_back": found["sent_back"]})
 
 

@@ -69,7 +69,7 @@ movements = Table(
     Column("returned_fen", BigInteger, nullable=False),  # of a payment: recovered or reversed
     Column("reversed_by", String(36)),
     Column("draws", Integer, nullable=False),  # number of trace_draws rows
-    Column("position", BigInteger, nullable=False),  # of its event: its signatures in resp_signatures
+    Column("position", BigInteger, nullable=False),  # of its event (see resp_signatures)
 )
 Index("trace_movements_movement", movements.c.movement_id)
 Index("trace_movements_payee", movements.c.payee_id, movements.c.payee_kind)

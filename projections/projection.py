@@ -2,18 +2,18 @@
 
 A projection handles one batch of events at a time inside one transaction (see
 ``projections.runner``).  Handlers read and change rows through ``Rows``, which keeps the
-batch's rows in memory (read-through by primary key) and writes them once at the end with
-bulk statements, in the same transaction as the tracking position.  Catch-up after one
-command and a rebuild from position 0 run exactly this code; only the batch size differs.
+batch's rows in memory (read-through by primary key) and writes them with bulk statements
+at the end, in the same transaction as the tracking position (or earlier, when a handler
+must query what the batch wrote so far: ``Rows.flush``).  Catch-up after one command and
+a rebuild from position 0 run exactly this code; only the batch size differs.
 """
 
 from __future__ import annotations
 
 import json
-from operator import itemgetter
-
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Connection, Date, Table, and_, bindparam, select, tuple_
@@ -159,9 +159,19 @@ def _pk_of(table: Table) -> Callable[[Row], tuple]:
     f = _PK.get(table)
     if f is None:
         names = [c.name for c in table.primary_key.columns]
-        getter = itemgetter(*names)
-        f = _PK[table] = (lambda r: (getter(r),)) if len(names) == 1 else getter
+        if len(names) == 1:
+            name = names[0]
+
+            def f(r: Row) -> tuple:
+                return (r[name],)
+        else:
+            f = itemgetter(*names)
+        _PK[table] = f
     return f
+
+
+def quote(name: str) -> str:
+    return f'"{name}"'
 
 
 class _Bulk:
@@ -169,7 +179,6 @@ class _Bulk:
 
     def __init__(self, table: Table, dialect: str):
         mark = "?" if dialect == "sqlite" else "%s"
-        quote = (lambda n: f'"{n}"')
         cols = [c.name for c in table.columns]
         pk = [c.name for c in table.primary_key.columns]
         rest = [c for c in cols if c not in pk]

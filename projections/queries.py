@@ -118,10 +118,12 @@ def household_view(db: Db, household_id: str) -> dict:
     """A household's register entry and the history of its procedures."""
     h = reg.households
     with connected(db) as conn:
-        row = conn.execute(select(h).where(h.c.household_id == str(household_id))).mappings().first()
+        row = conn.execute(select(h).where(h.c.household_id == str(household_id))
+                           ).mappings().first()
         if row is None:
             raise NotFound(f"no household {household_id} in the register", field="household_id")
-        steps = conn.execute(select(reg.history).where(reg.history.c.household_id == str(household_id))
+        steps = conn.execute(select(reg.history)
+                             .where(reg.history.c.household_id == str(household_id))
                              .order_by(reg.history.c.version)).mappings().all()
         helper = None
         if row["helper_official_id"]:

@@ -104,8 +104,8 @@ class Register(Projection):
     tables = (regions, households, history, helpers)
 
     def prefetch(self, events: list[Event], rows: Rows) -> None:
-        rows.load(households, {(e.originator_id,) for e in events
-                               if e.step.startswith("Household.") and e.step != "Household.Applied"})
+        rows.load(households, {(e.originator_id,) for e in events if e.step.startswith(
+            "Household.") and e.step != "Household.Applied"})
 
     @handles("Region.Created")
     def region_created(self, e: Event, rows: Rows) -> None:

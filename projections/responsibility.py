@@ -11,17 +11,30 @@ row per signature that answers for it — ``household_removed`` (each step of a 
 later removed, 清退), ``exit_relapsed`` (each step of an exit the household relapsed from,
 返贫), ``payment_recovered`` (追回), ``payment_reversed`` / ``allocation_reversed`` /
 ``receipt_reversed`` (冲正), and ``paid_removed_household`` (each payment to a household
-later removed: money to recover from its signers, 谁签字谁追回).  To write them the
-projection keeps, per household, who signed its steps and which payments it received
-(``resp_households``), and per movement who signed it and what came back
-(``resp_movements``); officials and their keys (rotated, revoked) give names and key state.
+later removed: money to recover from its signers, 谁签字谁追回).  The fate of households
+(``resp_households``) and movements (``resp_movements``, with their signers) is kept
+beside; officials and their keys (rotated, revoked) give names and key state.
+
+A payment and the removal of its payee are events of two aggregates: stored in one
+transaction they may come in either order, so each side looks for the other.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Date, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    select,
+)
 
 from projections.events import Event
 from projections.projection import Projection, Row, Rows, handles
@@ -110,8 +123,6 @@ households = Table(
     Column("removed_on", Date),
     Column("removal_reason", Text),
     Column("removed_position", BigInteger),
-    Column("signers", JSON, nullable=False),  # [[official, step, role, date, log position]]
-    Column("payments", JSON, nullable=False),  # [[account, movement], …] it received
 )
 
 movements = Table(
@@ -132,6 +143,7 @@ movements = Table(
     Column("log_position", BigInteger, nullable=False),
     Column("signers", JSON, nullable=False),  # [[official, role], …]
 )
+Index("resp_movements_payee", movements.c.payee_id)
 
 MONEY_KINDS = {"FundAccount.Received": "received", "FundAccount.Allocated": "allocated",
                "FundAccount.Disbursed": "disbursed", "FundAccount.Recovered": "recovered",
@@ -152,6 +164,8 @@ EXIT_STEPS = ("Household.ExitProposed", "Household.ExitAppraised",
 REVERSED = {"disbursed": "payment_reversed", "allocated": "allocation_reversed",
             "received": "receipt_reversed"}
 STEPS_OF = {kind: step for step, kind in MONEY_KINDS.items()}
+FATES = ("Household.ApprovedByCounty", "Household.ExitApprovedByCounty", "Household.Relapsed",
+         "Household.RemovedFromRegister")
 
 
 class Responsibility(Projection):
@@ -160,8 +174,7 @@ class Responsibility(Projection):
     tables = (signatures, official_days, liabilities, officials, keys, households, movements)
 
     def prefetch(self, events: list[Event], rows: Rows) -> None:
-        rows.load(households, {(e.originator_id,) for e in events
-                               if e.step.startswith("Household.")}
+        rows.load(households, {(e.originator_id,) for e in events if e.step in FATES}
                   | {(e["payee_id"],) for e in events if e.get("payee_kind") == "household"})
         rows.load(movements, [(e.originator_id, e["of_movement_id"]) for e in events
                               if "of_movement_id" in e.data])
@@ -215,45 +228,54 @@ class Responsibility(Projection):
 
     # what became of a household ------------------------------------------------------
     def _household(self, e: Event, rows: Rows) -> None:
-        signed = [[s["official_id"], e.step, s["role"], e.day.isoformat(), e.position]
-                  for s in e["signatures"]]
-        h = self._household_row(rows, e.originator_id)
         if e.step == "Household.Applied":
-            h.update(code=e["household_code"], village_code=e["village_code"])
-        elif e.step == "Household.ApprovedByCounty":
+            rows.insert(households, {
+                "household_id": e.originator_id, "code": e["household_code"],
+                "village_code": e["village_code"], "registered_on": None, "exits": [],
+                "relapses": [], "relapse_count": 0, "removed_on": None, "removal_reason": None,
+                "removed_position": None})
+            return
+        if e.step not in FATES:
+            return
+        h = rows.need(households, e.originator_id)
+        if e.step == "Household.ApprovedByCounty":
             h["registered_on"] = e.day
         elif e.step == "Household.ExitApprovedByCounty":
             h["exits"] = [*h["exits"], e.day.isoformat()]
         elif e.step == "Household.Relapsed":
             since = h["relapses"][-1][2] if h["relapses"] else 0
-            for official, step, role, day, position in h["signers"]:
-                if step in EXIT_STEPS and position > since:
-                    self._liable(rows, e, "exit_relapsed", official, step, role, day, position,
-                                 household_id=e.originator_id, detail=e["cause"])
+            for s in self._signed(rows, e, since, EXIT_STEPS):
+                self._liable(rows, e, "exit_relapsed", s, household_id=e.originator_id,
+                             detail=e["cause"])
             h["relapses"] = [*h["relapses"], [e.day.isoformat(), e["cause"], e.position]]
             h["relapse_count"] += 1
-        elif e.step == "Household.RemovedFromRegister":
+        else:
             h.update(removed_on=e.day, removal_reason=e["reason"], removed_position=e.position)
-            for official, step, role, day, position in h["signers"]:
-                self._liable(rows, e, "household_removed", official, step, role, day, position,
-                             household_id=e.originator_id, detail=e["reason"])
-            for account, movement in h["payments"]:
-                self._paid_removed(rows, h, rows.need(movements, account, movement))
-        h["signers"] = [*h["signers"], *signed]
+            for s in self._signed(rows, e, 0, None):
+                self._liable(rows, e, "household_removed", s, household_id=e.originator_id,
+                             detail=e["reason"])
+            paid = _query(rows, select(movements).where(
+                movements.c.payee_id == e.originator_id, movements.c.payee_kind == "household",
+                movements.c.kind == "disbursed"))
+            for m in paid:
+                self._paid_removed(rows, h, m)
         rows.changed(households, h)
 
     @staticmethod
-    def _household_row(rows: Rows, household_id: str) -> Row:
-        """The household's row; made on its first event, or on a payment to it that a
-        batched transaction stored before the household's own events."""
-        h = rows.get(households, household_id)
-        if h is None:
-            h = rows.insert(households, {
-                "household_id": household_id, "code": "", "village_code": "",
-                "registered_on": None, "exits": [], "relapses": [], "relapse_count": 0,
-                "removed_on": None, "removal_reason": None, "removed_position": None,
-                "signers": [], "payments": []})
-        return h
+    def _signed(rows: Rows, e: Event, after: int, steps: tuple[str, ...] | None) -> list[dict]:
+        """The signatures on the household's steps between log positions ``after`` and ``e``.
+
+        Read from the table (after writing the batch so far): removals and relapses are
+        rare, so the projection keeps no per-household copy of its signatures.
+        """
+        rows.flush()
+        s = signatures
+        q = (select(s.c.official_id, s.c.step, s.c.role, s.c.effective_date, s.c.log_position)
+             .where(s.c.originator_id == e.originator_id, s.c.log_position > after,
+                    s.c.log_position < e.position))
+        if steps:
+            q = q.where(s.c.step.in_(steps))
+        return _query(rows, q)
 
     def _paid_removed(self, rows: Rows, h: Row, m: Row) -> None:
         """A payment to a removed household: its signers answer for recovering it."""
@@ -277,10 +299,8 @@ class Responsibility(Projection):
             "reversal_reason": None, "log_position": e.position,
             "signers": [[s["official_id"], s["role"]] for s in e["signatures"]]})
         if kind == "disbursed" and e["payee_kind"] == "household":
-            h = self._household_row(rows, e["payee_id"])
-            h["payments"] = [*h["payments"], [e.originator_id, e["movement_id"]]]
-            rows.changed(households, h)
-            if h["removed_on"] is not None:  # stored after the removal in one transaction
+            h = rows.get(households, e["payee_id"])
+            if h is not None and h["removed_on"] is not None:  # stored after the removal
                 self._paid_removed(rows, h, payment)
         elif kind in ("recovered", "reversed"):
             m = rows.need(movements, e.originator_id, e["of_movement_id"])
@@ -296,21 +316,22 @@ class Responsibility(Projection):
                 liability = REVERSED[m["kind"]]
             rows.changed(movements, m)
             for official, role in m["signers"]:
-                self._liable(rows, e, liability, official, STEPS_OF[m["kind"]], role,
-                             m["effective_date"].isoformat(), m["log_position"],
+                signer = {"official_id": official, "step": STEPS_OF[m["kind"]], "role": role,
+                          "effective_date": m["effective_date"], "log_position": m["log_position"]}
+                self._liable(rows, e, liability, signer,
                              household_id=m["payee_id"] if m["payee_kind"] == "household" else None,
                              account_id=e.originator_id, movement_id=m["movement_id"],
                              amount_fen=e["amount_fen"], detail=e["reason"])
 
     @staticmethod
-    def _liable(rows: Rows, e: Event, kind: str, official: str, step: str, role: str,
-                signed_on: str, signed_position: int, **what: object) -> None:
+    def _liable(rows: Rows, e: Event, kind: str, signer: dict, **what: object) -> None:
+        """``signer`` (a signature: official, step, role, date, log position) answers for ``e``."""
         rows.insert(liabilities, {
-            "official_id": official, "kind": kind, "signed_position": signed_position,
-            "event_position": e.position, "step": step, "role": role,
-            "signed_on": dt.date.fromisoformat(signed_on), "happened_on": e.day,
-            "household_id": None, "account_id": None, "movement_id": None, "amount_fen": None,
-            "detail": None, **what})
+            "official_id": signer["official_id"], "kind": kind,
+            "signed_position": signer["log_position"], "event_position": e.position,
+            "step": signer["step"], "role": signer["role"], "signed_on": signer["effective_date"],
+            "happened_on": e.day, "household_id": None, "account_id": None,
+            "movement_id": None, "amount_fen": None, "detail": None, **what})
 
     # officials and their keys ---------------------------------------------------------
     @handles("Official.Registered")
@@ -341,3 +362,7 @@ class Responsibility(Projection):
             key["valid_until"] = e.day
         key["revoked_on"], key["revocation_reason"] = e.day, e["reason"]
         rows.changed(keys, key)
+
+
+def _query(rows: Rows, query: Any) -> list[dict]:
+    return [dict(r) for r in rows.conn.execute(query).mappings()]

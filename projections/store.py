@@ -161,7 +161,7 @@ def ensure_schema(engine: Engine, projections: Iterable[Projection]) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
         tracking.create(conn, checkfirst=True)
-        known = {r.name: r.version for r in conn.execute(select(tracking.c.name, tracking.c.version))}
+        known = dict(conn.execute(select(tracking.c.name, tracking.c.version)).all())
         for p in projections:
             if known.get(p.name) == p.version:
                 continue

@@ -129,7 +129,8 @@ def walk_up(conn: Connection, start: list[tuple[Any, str, str, int, int]]) -> di
                 sender = (lot["from_account_id"], lot["movement_id"])
                 hop = ("transfer", *sender)
                 for d in sent.get(sender, ()):
-                    n = _overlap(lo, hi, d["movement_offset"], d["movement_offset"] + d["amount_fen"])
+                    start_ = d["movement_offset"]
+                    n = _overlap(lo, hi, start_, start_ + d["amount_fen"])
                     if n:
                         shift = d["lot_offset"] - d["movement_offset"]
                         nxt.append((tag, sender[0], d["lot_id"], n[0] + shift, n[1] + shift,
@@ -151,7 +152,8 @@ def payments_ranges(conn: Connection, ms: list[dict]) -> dict[Key, list[tuple[st
     for key, ds in found.items():
         out[key] = [(key[0], d["lot_id"], d["lot_offset"],
                      d["lot_offset"] + d["amount_fen"] - d["returned_fen"])
-                    for d in sorted(ds, key=lambda d: d["k"]) if d["amount_fen"] > d["returned_fen"]]
+                    for d in sorted(ds, key=lambda d: d["k"])
+                    if d["amount_fen"] > d["returned_fen"]]
     return out
 
 

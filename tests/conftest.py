@@ -157,3 +157,20 @@ def app(store: Store) -> Zhuisu:
 @pytest.fixture
 def world(app: Zhuisu) -> World:
     return a_county_world(app)
+
+
+# the HTTP API (tests/api_support.py) -------------------------------------------------
+@pytest.fixture
+def api(app: Zhuisu) -> Iterator[Any]:
+    """The HTTP API on ``app`` (so on each store); ``api.client`` sends an all-regions
+    administrator's token, ``api.as_(role, region)`` is a caller with a token of its own."""
+    from api_support import api_on
+
+    with api_on(app) as a:
+        yield a
+
+
+@pytest.fixture
+def admin_token(api: Any) -> str:
+    """An administrator's bearer token for ``api`` (every region)."""
+    return api.admin_token

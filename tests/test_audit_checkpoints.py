@@ -25,6 +25,7 @@ from audit import log, proofs
 from audit.checkpoints import (
     Checkpoint,
     NoteKey,
+    follow_rotations,
     open_note,
     parse_checkpoint,
     parse_vkey,
@@ -265,7 +266,8 @@ def test_proofs_from_the_store_verify_offline(app: Zhuisu, audit: AuditStore) ->
     by_id = log.prove_inclusion(audit, originator_id=app.region("5290").id, version=1,
                                 checkpoint_id=None)
     assert proofs.verify_inclusion_bundle(by_id, vkey).record.position == 8
-    assert proofs.verify_consistency_bundle(log.prove_consistency(audit, first.id), vkey)[1].size == 8
+    consistency = log.prove_consistency(audit, first.id)
+    assert proofs.verify_consistency_bundle(consistency, vkey)[1].size == 8
 
 
 def test_key_rotation_is_a_checkpoint_signed_by_old_and_new_key(app: Zhuisu,
@@ -333,3 +335,22 @@ def test_checkpoint_signed_by_a_retired_key_after_its_retirement_is_reported(
             time=late.time, note=sign_note(late.body(), [(ORIGIN, old_private)])))
     result = verify_log(audit)
     assert result.kind == "checkpoint" and "expected a key valid then" in result.message
+
+
+def test_a_verifier_holding_the_first_key_follows_rotations_in_the_export(
+        app: Zhuisu, audit: AuditStore) -> None:
+    log.make_checkpoint(audit)
+    first = log.public_key(audit)
+    log.rotate_log_key(audit)
+    log.rotate_log_key(audit)
+    app.create_region("5290", "市90", "city", "52")
+    log.make_checkpoint(audit)
+    exported = json.loads(log.export_checkpoints(audit))
+    trusted = follow_rotations([c["note"] for c in exported["checkpoints"]], first)
+    assert [k.vkey for k in trusted] == [k["vkey"] for k in exported["keys"]]
+    bundle = json.dumps(log.prove_inclusion(audit, position=8))
+    assert proofs.verify_bundle(bundle, trusted).record.position == 8
+    with pytest.raises(CheckpointSignatureError):
+        proofs.verify_bundle(bundle, first)
+    assert follow_rotations([c["note"] for c in exported["checkpoints"]],
+                            NoteKey.of_private(ORIGIN, KEY)) == [NoteKey.of_private(ORIGIN, KEY)]

@@ -55,8 +55,8 @@ def db(app):
     return engine_for(app.database_url)
 
 
-def pay(world, household, amount, day=D(2025, 3, 1)):
-    content = household_payment(household, amount, day=day)
+def pay(world, household, amount, day=None):
+    content = household_payment(household, amount, day=day or D(2025, 3, 1))
     run(world, "FundAccount.Disbursed", T, content)
     return content["movement_id"]
 
@@ -91,7 +91,8 @@ def test_event_chain_by_log_position(app, world):
     chain = chains.household_chain(db(app), hid)
     position = chain["steps"][0]["log_position"]
     event = chains.event_chain(db(app), position)
-    assert (event["step"], event["originator_id"], event["version"]) == ("Household.Applied", hid, 1)
+    assert (event["step"], event["originator_id"], event["version"]) == (
+        "Household.Applied", hid, 1)
     assert [s["code"] for s in event["signatures"]] == [official("accountant", VILLAGE)]
     with pytest.raises(NotFound):
         chains.event_chain(db(app), 10**9)
@@ -104,7 +105,8 @@ def test_payment_chain_from_receipt_to_payee_registration_and_recovery(app, worl
     run(world, "FundAccount.Recovered", T, recovery(p, 50_000))
     chain = chains.payment_chain(db(app), p)
     assert chain["payment"]["amount_fen"] == 200_000
-    assert [s["role"] for s in chain["payment"]["signatures"]] == ["preparer", "reviewer", "approver"]
+    assert [s["role"] for s in chain["payment"]["signatures"]] == [
+        "preparer", "reviewer", "approver"]
     [funding] = chain["funding"]
     assert funding["amount_fen"] == 150_000  # what the payee still holds
     assert [s["step"] for s in funding["steps"]] == ["FundAccount.Received"]
@@ -152,7 +154,8 @@ def test_approver_answers_for_households_later_removed_and_exits_later_relapsed(
     assert [(h["household_id"], h["removed_on"], h["removal_reason"]) for h in removed] == [
         (liabilities["H1"], "2025-06-01", "家庭成员为财政供养人员")]
     relapsed = view["later"]["exits_relapsed"]["items"]
-    assert [(h["household_id"], h["relapsed_on"]) for h in relapsed] == [(liabilities["H2"], "2025-12-01")]
+    assert [(h["household_id"], h["relapsed_on"]) for h in relapsed] == [
+        (liabilities["H2"], "2025-12-01")]
 
 
 def test_payment_signer_answers_for_recoveries_reversals_and_what_is_still_out(app, world,
@@ -166,7 +169,8 @@ def test_payment_signer_answers_for_recoveries_reversals_and_what_is_still_out(a
     assert {p["movement_id"] for p in later["payments_recovered"]["items"]} == {
         liabilities["P1"], liabilities["P2"]}
     due = later["payments_to_removed_households_outstanding"]
-    assert [(p["movement_id"], p["outstanding_fen"]) for p in due["items"]] == [(liabilities["P2"], 250_000)]
+    assert [(p["movement_id"], p["outstanding_fen"]) for p in due["items"]] == [
+        (liabilities["P2"], 250_000)]
     assert due["outstanding_fen"] == 250_000
 
 
@@ -236,8 +240,9 @@ def test_village_view_counts_statuses_and_computes_incidence_where_population_is
     assert readiness["western_province"] is True  # 52 贵州: the 3% line
     assert [c["met"] for c in readiness["criteria"]] == [True, "unknown", "unknown"]
     assert readiness["ready"] == "unknown"
-    assert view["assistance_cadres"] == [{"official_id": official_id(official("director", "522625100009")),
-                                          "name": official("director", "522625100009"), "households": 1}]
+    director = official("director", "522625100009")
+    assert view["assistance_cadres"] == [
+        {"official_id": official_id(director), "name": director, "households": 1}]
     assert queries.village_view(db(app), VILLAGE)["incidence"] is None  # population unknown
 
 

@@ -65,7 +65,8 @@ def history(world):
                       receipt(1_000_000, day=D(2025, 1, 2), source="中央财政专项扶贫资金"))
     ids["R2"] = money(world, "FundAccount.Received", C,
                       receipt(500_000, day=D(2025, 1, 10), source="省级财政专项扶贫资金"))
-    ids["A1"] = money(world, "FundAccount.Allocated", C, allocation(T, 1_200_000, day=D(2025, 1, 15)))
+    ids["A1"] = money(world, "FundAccount.Allocated", C,
+                      allocation(T, 1_200_000, day=D(2025, 1, 15)))
     ids["P1"] = money(world, "FundAccount.Disbursed", T,
                       household_payment(ids["H1"], 300_000, day=D(2025, 3, 1)))
     ids["P2"] = money(world, "FundAccount.Disbursed", T,
@@ -108,7 +109,8 @@ def test_fifo_refuses_to_overdraw():
 def test_balances_of_the_known_history(app, world, history):
     rows = queries.balances(db(app), as_of=D(2025, 12, 31))
     c, t = account(rows, C), account(rows, T)
-    assert (c["received_fen"], c["allocated_down_fen"], c["balance_fen"]) == (1_500_000, 1_200_000, 300_000)
+    assert (c["received_fen"], c["allocated_down_fen"], c["balance_fen"]) == (
+        1_500_000, 1_200_000, 300_000)
     assert c["idle_since"] == "2025-01-10"  # R2's last 300,000 fen, untouched since
     assert c["idle_days"] == 355
     assert (t["money_in_fen"], t["paid_out_fen"], t["recovered_fen"], t["balance_fen"]) == (
@@ -129,9 +131,11 @@ def test_reversals_are_netted_out_of_what_they_correct(app, world, history):
                                                     day=D(2025, 10, 2)))
     rows = queries.balances(db(app))
     c, t = account(rows, C), account(rows, T)
-    assert (c["received_fen"], c["allocated_down_fen"], c["balance_fen"]) == (1_500_000, 1_200_000, 300_000)
+    assert (c["received_fen"], c["allocated_down_fen"], c["balance_fen"]) == (
+        1_500_000, 1_200_000, 300_000)
     assert c["reversed_fen"] == 170_000 and c["idle_since"] == "2025-01-10"
-    assert (t["allocated_in_fen"], t["paid_out_fen"], t["balance_fen"]) == (1_200_000, 1_300_000, 100_000)
+    assert (t["allocated_in_fen"], t["paid_out_fen"], t["balance_fen"]) == (
+        1_200_000, 1_300_000, 100_000)
     assert t["reversed_fen"] == 150_000 and t["idle_since"] == "2025-07-01"
     for row in rows:  # the projection agrees with the aggregates
         assert row["balance_fen"] == world.balance(row["account_id"])
@@ -169,11 +173,13 @@ def test_payment_traced_up_to_its_receipts(app, world, history):
     up = chains.money_up(db(app), history["P3"])
     by_receipt: dict = {}
     for s in up["sources"]:
-        by_receipt[s["receipt"]["movement_id"]] = by_receipt.get(s["receipt"]["movement_id"], 0) + s["amount_fen"]
+        receipt_id = s["receipt"]["movement_id"]
+        by_receipt[receipt_id] = by_receipt.get(receipt_id, 0) + s["amount_fen"]
         assert s["via"][0]["movement_id"] == history["A1"]
     assert by_receipt == {history["R1"]: 300_000, history["R2"]: 200_000}
     returned = [s for s in up["sources"] if any(h["kind"] == "returned" for h in s["via"])]
-    assert [(s["amount_fen"], s["via"][-1]["movement_id"]) for s in returned] == [(100_000, history["Rec1"])]
+    assert [(s["amount_fen"], s["via"][-1]["movement_id"]) for s in returned] == [
+        (100_000, history["Rec1"])]
 
 
 def test_what_a_household_received_from_which_sources_signed_by_whom(app, world, history):
