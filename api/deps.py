@@ -28,7 +28,7 @@ from structlog.contextvars import bind_contextvars
 
 from api.access_audit import Read
 from api.directory import Directory
-from api.idempotency import HEADER, KEY_PATTERN
+from api.idempotency import KEY_PATTERN
 from api.problems import NotAuthenticated
 from api.roles import Action, Principal, check_covers, check_may
 from api.settings import utc_now
@@ -187,13 +187,13 @@ EventsAfter = Annotated[int, Query(ge=0, le=2**31, description="only events afte
 EventsLimit = Annotated[int, Query(ge=1, le=1000, description="at most this many events")]
 
 
-def idempotency_key(key: Annotated[str | None, Header(
-        alias=HEADER, pattern=KEY_PATTERN, description=(
+def idempotency_key(idempotency_key: Annotated[str | None, Header(
+        pattern=KEY_PATTERN, description=(
             "Makes a retry safe: the same key again returns the first answer and writes "
             "nothing more; the same key with a different request is refused (422)."),
         examples=["3f1c2a9e-disbursement-2025-03-01-0001"])] = None) -> str | None:
     """Documents the header; ``api.idempotency`` does the work for every write."""
-    return key
+    return idempotency_key
 
 
 IdempotentWrite = Depends(idempotency_key)

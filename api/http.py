@@ -13,7 +13,7 @@ configures logging first.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from api import problems
 from api.access_audit import AccessLog
@@ -136,10 +137,22 @@ def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
     return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
 
 
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every API route, also inside included routers and mounts (however FastAPI keeps them)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        nested = getattr(getattr(route, "original_router", None), "routes", None)
+        if nested is None and not isinstance(route, APIRoute):
+            nested = getattr(route, "routes", None)
+        yield from api_routes(nested or ())
+
+
 def check_every_route_is_guarded(api: FastAPI) -> None:
-    """Fail closed: a route must declare a guard of ``api.deps`` or be marked ``@public``."""
-    for route in api.routes:
-        if (isinstance(route, APIRoute) and not is_public(route.endpoint)
+    """Fail closed: a route must declare a guard of ``api.deps`` (on the route itself) or be
+    marked ``@public``."""
+    for route in api_routes(api.routes):
+        if (not is_public(route.endpoint)
                 and not _depends_on(route.dependant, authenticated)):
             raise RuntimeError(f"{sorted(route.methods)} {route.path} declares neither a guard "
                                "(Reader, Submitter, Admin, … of api.deps) nor @public")

@@ -2,9 +2,10 @@
 
 JSON lines when ``ZHUISU_LOG_FORMAT=json`` (production), a console renderer otherwise.
 structlog and stdlib loggers (uvicorn, eventsourcing) go through the same handler, so
-every line gets the request id and actor bound in context variables, and every line
-passes :func:`redact` last before rendering: a secret or a resident ID number (公民身份号码)
-must never reach a log, whatever code path wrote it.
+every line gets the request id and the caller (token name, role and id) bound in context
+variables, and every line passes :func:`redact` last before rendering: a secret, a bearer
+token or a resident ID number (公民身份号码) must never reach a log, whatever code path
+wrote it.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ SECRET_KEY = re.compile(
 )
 # 18-character resident ID number (GB 11643): 17 digits and a digit or X check character.
 ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
+# A bearer token of the API (api.tokens), wherever it turns up (a path, a message).
+TOKEN = re.compile(r"zs_[A-Za-z0-9_-]{16,}")
+TOKEN_MASK = "[token]"
 
 _HANDLER_NAME = "zhuisu"
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return ID_NUMBER.sub(ID_MASK, value)
+        return TOKEN.sub(TOKEN_MASK, ID_NUMBER.sub(ID_MASK, value))
     if isinstance(value, Mapping):
         return {k: (MASK if SECRET_KEY.search(str(k)) else _scrub(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -42,7 +46,8 @@ def _scrub(value: Any) -> Any:
 
 
 def redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Mask values under secret-looking keys and any ID number inside any string."""
+    """Mask values under secret-looking keys, and any ID number or bearer token inside any
+    string."""
     return _scrub(event_dict)
 
 

@@ -31,6 +31,8 @@ class Settings:
     log_level: str = "INFO"
     aggregate_cache: int = 5000
     admin_token_file: Path = Path("var/admin-token")
+    log_key_file: Path = Path("var/log-key")  # the hash log's Ed25519 key (audit.logkey)
+    log_origin: str = "zhuisu.example/log"  # first line of every checkpoint; unique per deployment
     public_docs: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -45,6 +47,8 @@ class Settings:
             "aggregate_cache": int(env.get("ZHUISU_AGGREGATE_CACHE", cls.aggregate_cache)),
             "admin_token_file": Path(env.get("ZHUISU_ADMIN_TOKEN_FILE",
                                              str(cls.admin_token_file))),
+            "log_key_file": Path(env.get("ZHUISU_LOG_KEY_FILE", str(cls.log_key_file))),
+            "log_origin": env.get("ZHUISU_LOG_ORIGIN", cls.log_origin),
             "public_docs": env.get("ZHUISU_PUBLIC_DOCS", "true").strip().lower()
             not in ("0", "false", "no", "off"),
         }

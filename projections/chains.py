@@ -25,7 +25,7 @@ from domain.errors import NotFound
 from projections import money_trace as tr
 from projections import register as reg
 from projections import responsibility as rs
-from projections.queries import Db, connected, plain
+from projections.queries import Db, connected, plain, total
 from projections.walks import (
     movement,
     movements_by_key,
@@ -317,8 +317,8 @@ def official_liability(db: Db, official_id: str, *, date_from: dt.date | None = 
         if who is None:
             raise NotFound(f"no official {official_id}", field="official_id")
         by_step = [dict(r) for r in conn.execute(
-            select(days.c.step, days.c.role, func.sum(days.c.count).label("count"),
-                   func.sum(days.c.amount_fen).label("amount_fen"))
+            select(days.c.step, days.c.role, total(days.c.count).label("count"),
+                   total(days.c.amount_fen).label("amount_fen"))
             .where(days.c.official_id == oid, *_period(days.c.effective_date, date_from, date_to))
             .group_by(days.c.step, days.c.role).order_by(days.c.step, days.c.role)).mappings()]
         approved = _households_signed(conn, oid, "Household.ApprovedByCounty", by_step,

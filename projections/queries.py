@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, or_, select
+from sqlalchemy import BigInteger, Connection, Engine, cast, func, or_, select
 
 from domain.errors import NotFound
 from projections import balances as bal
@@ -47,6 +47,11 @@ def plain(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     return value
+
+
+def total(column: Any) -> Any:
+    """SUM as a whole number on every store (PostgreSQL sums bigints as numeric)."""
+    return cast(func.coalesce(func.sum(column), 0), BigInteger)
 
 
 def positions(db: Db) -> dict[str, int]:
@@ -87,16 +92,16 @@ def balances(db: Db, *, region_code: str | None = None, fund_source: str | None 
 def balance_summary(db: Db, region_code: str, *, as_of: dt.date | None = None) -> dict:
     """Totals of a region's subtree: overall, per fund source and per purpose."""
     a, f = bal.accounts, bal.flows
-    sums = [func.coalesce(func.sum(a.c[c]), 0).label(c) for c in (*bal.MONEY, "balance_fen")]
+    sums = [total(a.c[c]).label(c) for c in (*bal.MONEY, "balance_fen")]
     idle = func.min(a.c.idle_since).label("idle_since")
     where = _in_region(a, region_code)
     with connected(db) as conn:
-        total = conn.execute(select(*sums, idle, func.count().label("accounts"))
-                             .where(where)).mappings().one()
+        overall = conn.execute(select(*sums, idle, func.count().label("accounts"))
+                               .where(where)).mappings().one()
         by_source = conn.execute(select(a.c.fund_source, *sums, idle).where(where)
                                  .group_by(a.c.fund_source).order_by(a.c.fund_source)).mappings()
         by_source = [dict(r) for r in by_source]
-        flow_sums = [func.sum(f.c[c]).label(c) for c in bal.MONEY]
+        flow_sums = [total(f.c[c]).label(c) for c in bal.MONEY]
         by_purpose = conn.execute(
             select(f.c.purpose, *flow_sums).join(a, a.c.account_id == f.c.account_id)
             .where(where).group_by(f.c.purpose).order_by(f.c.purpose)).mappings()
@@ -108,7 +113,7 @@ def balance_summary(db: Db, region_code: str, *, as_of: dt.date | None = None) -
             r["idle_days"] = (as_of - r["idle_since"]).days if r["idle_since"] else None
         return plain(r)
 
-    return {"region_code": region_code, "total": with_idle(dict(total)),
+    return {"region_code": region_code, "total": with_idle(dict(overall)),
             "by_fund_source": [with_idle(r) for r in by_source],
             "by_purpose": [with_idle(r) for r in by_purpose]}
 

@@ -21,6 +21,7 @@ events' own: together they build the read models as of any past position elsewhe
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
@@ -190,16 +191,22 @@ def run_worker(url: str, stop_event: StopEvent, *, names: Iterable[str] | None =
             progressed = False
             while not stop_event.is_set() and process_batch(source, engine, chosen, batch):
                 progressed = True
-            if progressed:
-                continue
-            if listener is not None:
-                for _ in listener.notifies(timeout=poll_seconds, stop_after=1):
-                    pass
-            else:
-                stop_event.wait(poll_seconds)
+            if not progressed:
+                _wait(listener, stop_event, poll_seconds)
     finally:
         if listener is not None:
             listener.close()
+
+
+def _wait(listener: Any, stop_event: StopEvent, seconds: float) -> None:
+    """Until a NOTIFY arrives (PostgreSQL), ``stop_event`` is set or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while not stop_event.is_set() and (left := deadline - time.monotonic()) > 0:
+        if listener is None:
+            stop_event.wait(left)
+            return
+        for _ in listener.notifies(timeout=min(left, 0.25), stop_after=1):
+            return
 
 
 def _listen(url: str, channel: str) -> Any:

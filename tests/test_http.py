@@ -1,4 +1,6 @@
-"""The HTTP API: thin routes, refusals as problem details, no ID number in any log line."""
+"""The HTTP API: thin routes, refusals as problem details, no ID number in any log line.
+
+The client here is village V's official (a ``village_official`` token bound to V)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ from domain.household import Household
 from domain.identity import check_digit
 from domain.official import Official
 from domain.signing import SigningKey, b64
+
+from api_support import api_on
 
 START = dt.date(2020, 1, 1)
 PROBLEM = "application/problem+json"
@@ -88,8 +92,9 @@ def village(tmp_path: Path) -> Village:
 
 @pytest.fixture
 def client(village: Village) -> Iterator[TestClient]:
-    with TestClient(create_app(zhuisu=village.app, demo_on_empty=False)) as c:
-        yield c
+    with api_on(village.app) as api:
+        api.client.headers["Authorization"] = f"Bearer {api.token('village_official', 'V')}"
+        yield api.client
 
 
 @pytest.fixture
@@ -117,7 +122,9 @@ def test_health_reports_the_store_and_its_event_count(client: TestClient) -> Non
 def test_openapi_describes_the_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/health", "/commands", "/households/{household_id}", "/households/by-code/{code}",
-            "/accounts/{account_id}", "/officials/{official_id}", "/steps"} <= set(paths)
+            "/accounts/{account_id}", "/officials/{official_id}", "/steps", "/households",
+            "/accounts", "/officials", "/projects", "/projects/{project_id}", "/regions",
+            "/units", "/officials/{official_id}/keys", "/access-log"} <= set(paths)
     assert client.get("/docs").status_code == 200
 
 
@@ -133,8 +140,13 @@ def test_a_signed_application_is_recorded_and_its_retry_is_not(client: TestClien
     events = events_in_store(client)
 
     retry = client.post("/commands", json=command, headers={"Idempotency-Key": "k-1"})
-    assert retry.status_code == 200
-    assert retry.json()["recorded"] is False
+    assert (retry.status_code, retry.json()) == (201, first.json())  # the first answer again
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.headers["Location"] == first.headers["Location"]
+
+    without_key = client.post("/commands", json=command)  # the domain knows it, too
+    assert without_key.status_code == 200
+    assert without_key.json()["recorded"] is False
     assert events_in_store(client) == events
 
 

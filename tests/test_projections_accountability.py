@@ -8,6 +8,7 @@ magistrate; township money by the finance accountant, the head and the party sec
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -252,3 +253,20 @@ def test_village_view_counts_statuses_and_computes_incidence_where_population_is
 def test_incidence_criterion_uses_the_western_line_only_where_the_province_is_western(
         incidence, province, met):
     assert queries.exit_readiness(incidence, province)["criteria"][0]["met"] == met
+
+
+def test_every_answer_is_plain_json_on_both_stores(app, world, liabilities):
+    engine = db(app)
+    h1, p2 = liabilities["H1"], liabilities["P2"]
+    answers = [
+        queries.balances(engine, as_of=D(2025, 12, 31)), queries.balance_summary(engine, COUNTY),
+        queries.household_view(engine, h1), queries.village_view(engine, VILLAGE),
+        queries.positions(engine), chains.household_money(engine, h1),
+        chains.household_chain(engine, h1), chains.payment_chain(engine, p2),
+        chains.money_up(engine, p2), chains.official_liability(engine, official_id(DEPUTY)),
+        chains.official_liability(engine, official_id(ACCOUNTANT)),
+    ]
+    receipt = [m for m in app.load(FundAccount, T).movements.items() if m[1]["kind"] == "received"]
+    answers.append(chains.money_down(engine, receipt[0][0]))
+    for answer in answers:
+        assert json.loads(json.dumps(answer, ensure_ascii=False)) == answer

@@ -1,0 +1,175 @@
+"""Idempotent and concurrent-safe writes: a retried request is answered, not re-run; two
+writers racing on one aggregate never lose an update."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from api.idempotency import IdempotencyRecords, request_hash
+from api_support import NOW, api_on
+from domain.application import Zhuisu
+from factories import (
+    COUNTY,
+    TOWNSHIP,
+    World,
+    a_funded_account,
+    a_registered_household,
+    household_payment,
+    sign,
+)
+
+
+def events(api: Any) -> int:
+    return api.client.get("/health").json()["events"]
+
+
+def a_payment(world: World, amount: int = 30_000, code: str = "H1") -> tuple[Any, dict]:
+    """A funded township account (1,000,000 fen) and a signed payment to a household."""
+    hid = a_registered_household(world, code)
+    account = world.account(TOWNSHIP)
+    if not world.balance(account):
+        a_funded_account(world, TOWNSHIP, 1_000_000)
+    return account, sign(world, "FundAccount.Disbursed", account, household_payment(hid, amount))
+
+
+def test_the_same_disbursement_sent_twice_pays_once(api: Any, world: World) -> None:
+    account, command = a_payment(world)
+    officer = api.as_("fund_officer", COUNTY)
+    key = {"Idempotency-Key": "pay-H1-2025-03-01"}
+
+    first = officer.post("/commands", json=command, headers=key)
+    assert first.status_code == 201, first.text
+    stored = events(api)
+    again = officer.post("/commands", json=command, headers=key)
+
+    assert (again.status_code, again.content) == (first.status_code, first.content)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Idempotency-Key"] == "pay-H1-2025-03-01"
+    assert again.headers["Location"] == first.headers["Location"]
+    assert "Idempotent-Replayed" not in first.headers
+    assert events(api) == stored
+    assert world.balance(account) == 1_000_000 - 30_000
+
+
+def test_without_a_key_the_resent_disbursement_still_pays_once(api: Any, world: World) -> None:
+    account, command = a_payment(world)
+    officer = api.as_("fund_officer", COUNTY)
+    assert officer.post("/commands", json=command).status_code == 201
+    again = officer.post("/commands", json=command)  # the same movement id: the domain knows it
+    assert (again.status_code, again.json()["recorded"]) == (200, False)
+    assert world.balance(account) == 1_000_000 - 30_000
+
+
+def test_the_same_key_with_a_different_request_is_refused(api: Any, world: World) -> None:
+    account, command = a_payment(world)
+    _, other = a_payment(world, 50_000, code="H2")
+    officer = api.as_("fund_officer", COUNTY)
+    key = {"Idempotency-Key": "k-7"}
+    assert officer.post("/commands", json=command, headers=key).status_code == 201
+    stored = events(api)
+
+    r = officer.post("/commands", json=other, headers=key)
+    assert r.status_code == 422
+    assert (r.json()["rule"], r.json()["field"]) == ("IdempotencyKeyReused", "Idempotency-Key")
+    assert officer.post("/officials", json={}, headers=key).json()["rule"] == (
+        "IdempotencyKeyReused")  # another route is another request, too
+    assert events(api) == stored
+    assert world.balance(account) == 1_000_000 - 30_000
+
+
+def test_a_key_belongs_to_the_token_that_used_it(api: Any, world: World) -> None:
+    account, command = a_payment(world)
+    _, other = a_payment(world, 50_000, code="H2")
+    key = {"Idempotency-Key": "k-1"}
+    assert api.as_("fund_officer", COUNTY).post("/commands", json=command,
+                                                headers=key).status_code == 201
+    assert api.as_("fund_officer", COUNTY).post("/commands", json=other,
+                                                headers=key).status_code == 201
+    assert world.balance(account) == 1_000_000 - 80_000
+
+
+def test_a_refusal_is_answered_again_but_a_lost_race_is_not_kept(api: Any, world: World) -> None:
+    account, command = a_payment(world, 2_000_000)  # more than the account holds
+    officer = api.as_("fund_officer", COUNTY)
+    key = {"Idempotency-Key": "too-much"}
+    first = officer.post("/commands", json=command, headers=key)
+    assert first.json()["rule"] == "InsufficientFunds"
+    again = officer.post("/commands", json=command, headers=key)
+    assert (again.status_code, again.content) == (first.status_code, first.content)
+
+    records: IdempotencyRecords = api.client.app.state.idempotency
+    token_id = api.tokens.authenticate(officer.token).token_id
+    digest = request_hash("POST", "/commands", "", json.dumps(command).encode())
+    records.begin(token_id, "in-flight", digest, NOW.replace(year=2100))  # still running
+    r = officer.post("/commands", json=command, headers={"Idempotency-Key": "in-flight"})
+    assert (r.status_code, r.json()["rule"]) == (409, "IdempotencyKeyInFlight")
+
+
+def test_a_malformed_key_is_refused_naming_the_header(api: Any, world: World) -> None:
+    _, command = a_payment(world)
+    officer = api.as_("fund_officer", COUNTY)
+    for key in ("has space", "x" * 201):
+        r = officer.post("/commands", json=command, headers={"Idempotency-Key": key})
+        assert r.status_code == 422
+        assert (r.json()["rule"], r.json()["field"]) == ("InvalidInput", "Idempotency-Key")
+
+
+def test_an_administrative_write_is_idempotent_too(api: Any, world: World) -> None:
+    body = {"region_code": TOWNSHIP, "fund_source": "provincial", "name": "省级资金"}
+    key = {"Idempotency-Key": "open-provincial"}
+    first = api.client.post("/accounts", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    assert api.client.post("/accounts", json=body, headers=key).content == first.content
+    assert api.client.post("/accounts", json=body).json()["rule"] == "AlreadyExists"
+
+
+def one_save_waits_for(barrier: threading.Barrier, app: Zhuisu) -> None:
+    """The app's next save waits until the other writer has reached its own save too."""
+    save: Callable[..., Any] = app.save
+
+    def save_together(*aggregates: Any, **kw: Any) -> Any:
+        app.save = save  # type: ignore[method-assign]  # later saves go straight through
+        barrier.wait(timeout=20)
+        return save(*aggregates, **kw)
+
+    app.save = save_together  # type: ignore[method-assign]
+
+
+def test_concurrent_payments_from_one_account_lose_no_update(store: Any, app: Zhuisu,
+                                                             world: World, api: Any) -> None:
+    account, pay_h1 = a_payment(world, 30_000, "H1")
+    _, pay_h2 = a_payment(world, 50_000, "H2")
+    other_app = store.app_on(app.database_url)  # a second server on the same database
+    with api_on(other_app) as other_api:
+        first, second = api.as_("fund_officer", COUNTY), other_api.as_("fund_officer", COUNTY)
+        barrier = threading.Barrier(2)
+        one_save_waits_for(barrier, app)
+        one_save_waits_for(barrier, other_app)
+        answers: dict[str, Any] = {}
+
+        def send(name: str, caller: Any, command: dict, key: str) -> None:
+            answers[name] = caller.post("/commands", json=command,
+                                        headers={"Idempotency-Key": key})
+
+        threads = [threading.Thread(target=send, args=("h1", first, pay_h1, "k-h1")),
+                   threading.Thread(target=send, args=("h2", second, pay_h2, "k-h2"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+
+        statuses = sorted(a.status_code for a in answers.values())
+        assert statuses == [201, 409], {k: a.text for k, a in answers.items()}
+        [(loser, lost)] = [(k, a) for k, a in answers.items() if a.status_code == 409]
+        assert lost.json()["rule"] == "ConcurrentWrite"
+        assert "retry" in lost.json()["detail"]
+        winner_amount = 30_000 if loser == "h2" else 50_000
+        assert world.balance(account) == 1_000_000 - winner_amount
+
+        retry = (second, pay_h2, "k-h2") if loser == "h2" else (first, pay_h1, "k-h1")
+        again = retry[0].post("/commands", json=retry[1], headers={"Idempotency-Key": retry[2]})
+        assert again.status_code == 201, again.text  # the 409 was not kept for the key
+        assert world.balance(account) == 1_000_000 - 80_000
