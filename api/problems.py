@@ -4,8 +4,9 @@ Every adapter reports a refusal the same way — the rule that refused it and th
 that broke it — so the HTTP API, the CLI and the logs agree:
 
 * a :class:`domain.errors.DomainError` keeps its own rule, field and status;
-* a request the schema rejects (FastAPI ``RequestValidationError``) is ``InvalidInput``
-  (422) naming the field path in the domain's style (``signatures[0].role``);
+* a request the schema rejects (FastAPI ``RequestValidationError``, or a body that is not
+  JSON) is ``InvalidInput`` (422) naming the field path in the domain's style
+  (``signatures[0].role``);
 * two writers racing on one aggregate (eventsourcing ``RecordConflictError``, which
   ``IntegrityError`` specialises) is ``ConcurrentWrite`` (409): nothing was stored, retry;
 * a :class:`Refusal` of the API's own rules (who may do what, where; idempotency keys)
@@ -122,8 +123,12 @@ def problem_from(exc: BaseException) -> Problem | None:
     if isinstance(exc, RequestValidationError):
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            return Problem("InvalidInput", 422, "the body is not valid JSON", "body")
         # The input itself is never echoed: it may hold an ID number or a signature.
         return Problem("InvalidInput", 422, str(first.get("msg")), field_path(first.get("loc", ())))
+    if isinstance(exc, HTTPException) and exc.status_code == 400:  # a body that is not UTF-8
+        return Problem("InvalidInput", 422, "the body is not valid UTF-8 JSON", "body")
     if isinstance(exc, HTTPException):
         rule = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
         return Problem(rule, exc.status_code, str(exc.detail))

@@ -83,6 +83,9 @@ class Settings:
                 POSTGRES_PASSWORD=unquote(url.password or ""),
                 POSTGRES_CONNECT_TIMEOUT="5",
                 POSTGRES_POOL_SIZE="5",
+                # Insert through the library's stored function: one round trip per batch,
+                # and large batches (bulk loads) do not stall on the wire.
+                POSTGRES_ENABLE_DB_FUNCTIONS="y",
             )
             if "schema" in query:
                 env["POSTGRES_SCHEMA"] = query["schema"][0]

@@ -14,6 +14,7 @@ here reads the system clock itself.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -98,11 +99,12 @@ SERVICE_ARGS = {"authorise", "region_path", "household", "project", "to", "count
 RESOLVED_FIELDS = {"FundAccount.Allocated": {"to_account_id"}}
 
 
-def step_fields(step: str) -> set[str]:
+@functools.cache
+def step_fields(step: str) -> frozenset[str]:
     cls, method = STEPS[step]
     params = inspect.signature(getattr(cls, method)).parameters
-    return ({n for n in params if n not in SERVICE_ARGS | {"self", "cls"}}
-            | RESOLVED_FIELDS.get(step, set()))
+    return frozenset({n for n in params if n not in SERVICE_ARGS | {"self", "cls"}}
+                     | RESOLVED_FIELDS.get(step, set()))
 
 
 class Zhuisu(Application):

@@ -25,7 +25,7 @@ from domain.errors import (
 from domain.official import Official
 from domain.positions import POSITIONS, StepRule
 from domain.region import RegionPath
-from domain.signing import Role, Signature, step_message, verify_signature
+from domain.signing import Role, Signature, canonical_json, step_message, verify_signature
 
 Verifier = Callable[[bytes, str, bytes], bool]
 """(public key, base64 signature, message) → verifies?"""
@@ -75,6 +75,7 @@ def authorise(
                                  field="signatures")
 
     accepted = []
+    content_json = canonical_json(content)  # encoded once for every signer
     for i, (role, sig) in enumerate(by_role.items()):
         field = f"signatures[{i}]"
         official = officials.get(sig.official_id)
@@ -88,7 +89,8 @@ def authorise(
             raise SignatureInvalid(
                 f"key {sig.key_id} of official {official.code} was not valid on {day.isoformat()}"
                 " (not yet registered, rotated or revoked)", field=f"{field}.key_id")
-        message = step_message(step, subject, content, sig.official_id, role.value, sig.key_id)
+        message = step_message(step, subject, content_json, sig.official_id, role.value,
+                               sig.key_id)
         if not verify(key.public_key, sig.signature, message):
             raise SignatureInvalid(
                 f"{role.value} signature of official {official.code} does not verify over "

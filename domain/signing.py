@@ -78,26 +78,32 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def step_message(
-    step: str, subject: UUID | str, content: Mapping[str, Any], official_id: str,
+    step: str, subject: UUID | str, content: Mapping[str, Any] | bytes, official_id: str,
     role: str, key_id: str,
 ) -> bytes:
-    """The exact bytes one signer signs for one step (see module docstring)."""
-    return canonical_json(
-        {
-            "tag": TAG,
-            "step": step,
-            "subject": str(subject),
-            "content": content,
-            "signer": {"official_id": str(official_id), "role": str(_plain(role)), "key_id": key_id},
-        }
-    )
+    """The exact bytes one signer signs for one step (see module docstring).
+
+    ``content`` may be given already encoded (``canonical_json(content)``), so a step with
+    several signers encodes its content once; the result is byte-for-byte the canonical
+    JSON of the whole object, whose sorted keys are content, signer, step, subject, tag.
+    """
+    content_json = content if isinstance(content, bytes) else canonical_json(content)
+    signer = canonical_json({"official_id": str(official_id), "role": str(_plain(role)),
+                             "key_id": key_id})
+    return b"".join((b'{"content":', content_json, b',"signer":', signer, b',"step":',
+                     canonical_json(step), b',"subject":', canonical_json(str(subject)),
+                     b',"tag":', canonical_json(TAG), b"}"))
 
 
-def content_digest(step: str, subject: UUID | str, content: Mapping[str, Any]) -> str:
-    """A stable digest of a step's content; equal digests mean the same command."""
-    return hashlib.sha256(
-        canonical_json({"step": step, "subject": str(subject), "content": content})
-    ).hexdigest()
+def content_digest(step: str, subject: UUID | str, content: Mapping[str, Any] | bytes) -> str:
+    """A stable digest of a step's content; equal digests mean the same command.
+
+    SHA-256 of the canonical JSON of ``{"content", "step", "subject"}``.
+    """
+    content_json = content if isinstance(content, bytes) else canonical_json(content)
+    return hashlib.sha256(b"".join((
+        b'{"content":', content_json, b',"step":', canonical_json(step),
+        b',"subject":', canonical_json(str(subject)), b"}"))).hexdigest()
 
 
 def key_id_of(public_key: bytes) -> str:

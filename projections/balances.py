@@ -14,7 +14,7 @@ fund source and purpose totals are sums over these rows (``projections.queries``
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, Date, Index, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, Date, String, Table, Text
 
 from projections import fifo
 from projections.events import Event
@@ -43,8 +43,6 @@ accounts = Table(
     Column("idle_since", Date),
     Column("lots", JSON, nullable=False),  # the open FIFO lots (projections.fifo)
 )
-Index("balance_accounts_county", accounts.c.county)
-Index("balance_accounts_township", accounts.c.township)
 
 flows = Table(
     "balance_flows", metadata,

@@ -73,7 +73,7 @@ movements = Table(
 )
 Index("trace_movements_movement", movements.c.movement_id)
 Index("trace_movements_payee", movements.c.payee_id, movements.c.payee_kind)
-Index("trace_movements_project", movements.c.project_id)
+Index("trace_movements_of", movements.c.account_id, movements.c.of_movement_id)
 
 lots = Table(
     "trace_lots", metadata,

@@ -32,7 +32,6 @@ regions = Table(
     *[Column(level, String(32)) for level in LEVELS[:-1]],
     Column("population", Integer),  # registered (户籍) population, when known
 )
-Index("register_regions_parent", regions.c.parent_code)
 
 households = Table(
     "register_households", metadata,
@@ -60,9 +59,7 @@ households = Table(
     Column("version", Integer, nullable=False),
 )
 Index("register_households_village", households.c.village, households.c.status)
-Index("register_households_township", households.c.township)
 Index("register_households_code", households.c.code, unique=True)
-Index("register_households_helper", households.c.helper_official_id)
 
 history = Table(
     "register_history", metadata,

@@ -63,7 +63,8 @@ signatures = Table(
 )
 Index("resp_signatures_official", signatures.c.official_id, signatures.c.step,
       signatures.c.effective_date)
-Index("resp_signatures_subject", signatures.c.originator_id, signatures.c.version)
+Index("resp_signatures_subject", signatures.c.originator_id, signatures.c.version,
+      info={"handlers_need": True})
 
 official_days = Table(
     "resp_official_days", metadata,
@@ -143,7 +144,7 @@ movements = Table(
     Column("log_position", BigInteger, nullable=False),
     Column("signers", JSON, nullable=False),  # [[official, role], …]
 )
-Index("resp_movements_payee", movements.c.payee_id)
+Index("resp_movements_payee", movements.c.payee_id, info={"handlers_need": True})
 
 MONEY_KINDS = {"FundAccount.Received": "received", "FundAccount.Allocated": "allocated",
                "FundAccount.Disbursed": "disbursed", "FundAccount.Recovered": "recovered",

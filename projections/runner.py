@@ -1,10 +1,10 @@
 """Running the projections: catch up, rebuild, follow the log, report lag.
 
-One batch is one transaction: lock the projections' tracking rows, read the next events
-after the lowest of their positions, let each projection handle the events past its own
-position, write its rows, move its position to the last notification read, commit.  A
-crash anywhere before the commit leaves rows and positions as they were, so the batch is
-simply done again: nothing is lost or counted twice.
+A batch: read and decode the next events after the lowest of the projections' positions;
+then, in one transaction, lock their tracking rows, let each projection handle the events
+past its own position, write its rows, move its position to the last notification read,
+commit.  A crash anywhere before the commit leaves rows and positions as they were, so
+the batch is simply done again: nothing is lost or counted twice.
 
 - SQLite: ``catch_up`` runs in-process after each command; the transaction begins with
   ``BEGIN IMMEDIATE``, so concurrent callers (threads, processes) take turns.
@@ -35,6 +35,7 @@ from projections.register import Register
 from projections.responsibility import Responsibility
 from projections.store import (
     database_url_of,
+    deferrable_indexes,
     engine_for,
     ensure_schema,
     is_postgres,
@@ -153,13 +154,20 @@ def rebuild(app_or_url: Any, *, names: Iterable[str] | None = None,
     chosen = by_name(names)
     engine = engine or engine_for(source.url)
     ensure_schema(engine, chosen)
+    deferred = deferrable_indexes(chosen)
     with writer(engine).begin() as conn:
         lock_positions(conn, [p.name for p in chosen], wait=True)
         for p in chosen:
             truncate(conn, p.tables)
+        for index in deferred:
+            index.drop(conn, checkfirst=True)
         conn.execute(update(tracking).where(tracking.c.name.in_([p.name for p in chosen]))
                      .values(position=0))
-    return _run(source, engine, chosen, batch, until)
+    done = _run(source, engine, chosen, batch, until)
+    with writer(engine).begin() as conn:
+        for index in deferred:
+            index.create(conn, checkfirst=True)
+    return done
 
 
 def lag(app_or_url: Any) -> dict[str, dict[str, int]]:

@@ -10,7 +10,8 @@
 Each projection has one row in ``projection_tracking``: the notification id of the last
 event it has taken into account, and the version of its table layout.  Rows and position
 change in one transaction (see ``projections.runner``).  A projection whose version
-changed has its tables dropped and rebuilt from position 0.
+changed has its tables dropped and rebuilt from position 0.  A full rebuild drops the
+indexes only queries use and makes them again at the end (``deferrable_indexes``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Index,
     Integer,
     MetaData,
     String,
@@ -168,14 +170,22 @@ def ensure_schema(engine: Engine, projections: Iterable[Projection]) -> None:
             if p.name in known:
                 for table in reversed(p.tables):
                     table.drop(conn, checkfirst=True)
-            for table in p.tables:
-                table.create(conn, checkfirst=True)
-            if p.name in known:
                 conn.execute(tracking.update().where(tracking.c.name == p.name)
                              .values(position=0, version=p.version))
             else:
                 conn.execute(tracking.insert().values(name=p.name, position=0, version=p.version))
+            for table in p.tables:
+                table.create(conn, checkfirst=True)
+        for index in deferrable_indexes(projections):  # left out by a rebuild that stopped
+            index.create(conn, checkfirst=True)
     _ensured.add(key)
+
+
+def deferrable_indexes(projections: Iterable[Projection]) -> list[Index]:
+    """The indexes only queries use (handlers look rows up by primary key, or by an index
+    marked ``handlers_need``): a rebuild makes them once at the end, not row by row."""
+    return [i for p in projections for t in p.tables
+            for i in sorted(t.indexes, key=lambda i: i.name) if not i.info.get("handlers_need")]
 
 
 def positions(conn: Connection) -> dict[str, int]:

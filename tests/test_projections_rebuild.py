@@ -19,12 +19,14 @@ from sqlalchemy import func, select
 from domain.errors import DomainError
 from domain.fund_account import FundAccount
 from domain.household import Household
+from domain.official import Official
 from factories import (
     COUNTY,
     OTHER_VILLAGE,
     TOWNSHIP,
     VILLAGE,
     a_county_world,
+    a_registered_household,
     allocation,
     application,
     exit_steps,
@@ -213,3 +215,39 @@ def assert_agrees_with_the_aggregates(app, engine) -> None:
                 assert down["paid_fen"] + down["held_fen"] + down["sent_back_fen"] == m["amount"]
                 receipts -= 1
     assert receipts == 0
+
+
+def test_one_transaction_may_store_the_halves_of_a_transfer_in_either_order(app, world):
+    """``Zhuisu.batch`` stores each aggregate's events together: the county's Received,
+    Allocated, Reversed, Allocated (which spends the reversed money) come before the
+    township's AllocationReceived, AllocationReversed, AllocationReceived; the household's
+    removal before the payment to it made (on an earlier business date) in the batch."""
+    hid = str(a_registered_household(world, "H1"))
+    with app.batch():
+        run(world, "Household.AnnualReviewRecorded", hid,
+            {"year": 2025, "effective_date": "2025-02-01", "income_per_capita_fen": 300_000,
+             "members_count": 2, "notes": ""})
+        run(world, "FundAccount.Received", C, receipt(500_000))
+        first = allocation(T, 200_000, day=D(2025, 1, 3))
+        run(world, "FundAccount.Allocated", C, first)
+        run(world, "FundAccount.Reversed", C, reversal(first["movement_id"], 200_000,
+                                                       purpose="special_fund", day=D(2025, 1, 4)))
+        run(world, "FundAccount.Allocated", C, allocation(T, 450_000, day=D(2025, 1, 5)))
+        pay = household_payment(hid, 120_000, day=D(2025, 3, 1))
+        run(world, "FundAccount.Disbursed", T, pay)
+        run(world, "Household.RemovedFromRegister", hid, removal(D(2025, 6, 1)))
+    steps = [n.topic.rpartition(":")[2] for n in app.recorder.select_notifications(1, 10**6)]
+    assert steps.index("Household.RemovedFromRegister") < steps.index("FundAccount.Disbursed")
+    runner.catch_up(app)
+    engine = engine_for(app.database_url)
+    assert_agrees_with_the_aggregates(app, engine)
+    payee = chains.household_money(engine, hid)["payments"][0]
+    assert [(s["amount_fen"], s["via"][0]["step"]) for s in payee["sources"]] == [
+        (120_000, "FundAccount.Allocated")]
+    due = chains.official_liability(engine, str(Official.create_id(f"finance_accountant@{TOWNSHIP}")))
+    assert due["later"]["payments_to_removed_households_outstanding"]["outstanding_fen"] == 120_000
+    with engine.connect() as conn:
+        before = dump(conn, TABLES)
+    runner.rebuild(app)
+    with engine.connect() as conn:
+        assert dump(conn, TABLES) == before
