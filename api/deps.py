@@ -39,7 +39,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 _UNSET = object()
 
 
-def get_zhuisu(request: Request) -> Zhuisu:
+async def get_zhuisu(request: Request) -> Zhuisu:
+    # async, like every dependency here that does no I/O: no trip through the thread pool
     return request.app.state.zhuisu
 
 
@@ -176,7 +177,7 @@ class PageParams:
         return chunk[:self.limit], (self.offset + self.limit if more else None)
 
 
-def page_params(limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 50,
+async def page_params(limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 50,
                 offset: Annotated[int, Query(ge=0, le=1_000_000,
                                              description="items to skip")] = 0) -> PageParams:
     return PageParams(limit, offset)
@@ -187,7 +188,7 @@ EventsAfter = Annotated[int, Query(ge=0, le=2**31, description="only events afte
 EventsLimit = Annotated[int, Query(ge=1, le=1000, description="at most this many events")]
 
 
-def idempotency_key(idempotency_key: Annotated[str | None, Header(
+async def idempotency_key(idempotency_key: Annotated[str | None, Header(
         pattern=KEY_PATTERN, description=(
             "Makes a retry safe: the same key again returns the first answer and writes "
             "nothing more; the same key with a different request is refused (422)."),

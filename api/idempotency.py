@@ -173,33 +173,36 @@ class IdempotencyMiddleware:
                 "the first request with this key is still being processed; retry later",
                 field=HEADER)), key)
 
-        status, headers, chunks = 500, [], []
+        # The answer is held back until it is stored (or the key released): a client that
+        # retries the moment it has an answer must find the key settled.
+        held: list[Message] = []
 
-        async def capture(message: Message) -> None:
-            nonlocal status, headers
+        async def hold(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = [(k.decode("latin-1").lower(), v.decode("latin-1"))
-                           for k, v in message.get("headers", [])]
                 message["headers"] = [*message.get("headers", []),
                                       (HEADER.lower().encode(), key.encode())]
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-            await send(message)
+            held.append(message)
 
         try:
-            await self.app(scope, _replaying(body, receive), capture)
+            await self.app(scope, _replaying(body, receive), hold)
         except BaseException:
             await run_in_threadpool(records.release, principal.token_id, key)
             raise
+        start = next((m for m in held if m["type"] == "http.response.start"), None)
+        status = start["status"] if start else 500
         problem = scope.get("state", {}).get("problem")
         if status >= 500 or status in RETRY_STATUSES or (
                 problem is not None and problem.rule in RETRY_RULES):
             await run_in_threadpool(records.release, principal.token_id, key)
         else:
-            kept = [(k, v) for k, v in headers if k in REPLAYED_HEADERS]
-            await run_in_threadpool(records.complete, principal.token_id, key,
-                                    StoredAnswer(status, kept, b"".join(chunks)))
+            kept = [(k.decode("latin-1").lower(), v.decode("latin-1"))
+                    for k, v in (start or {}).get("headers", [])]
+            answer = b"".join(m.get("body", b"") for m in held
+                              if m["type"] == "http.response.body")
+            await run_in_threadpool(records.complete, principal.token_id, key, StoredAnswer(
+                status, [(k, v) for k, v in kept if k in REPLAYED_HEADERS], answer))
+        for message in held:
+            await send(message)
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, problem: problems.Problem,

@@ -37,10 +37,18 @@ from domain.fund_account import FundAccount  # noqa: E402
 from domain.household import INCOME_LINES_FEN, Household  # noqa: E402
 from domain.identity import check_digit  # noqa: E402
 from domain.official import Official  # noqa: E402
-from domain.signing import SigningKey, b64, sign_command, step_message, verify_signature  # noqa: E402
+from domain.signing import (  # noqa: E402
+    SigningKey,
+    b64,
+    canonical_json,
+    sign_command,
+    step_message,
+    verify_signature,
+)
 
 D = dt.date
 VILLAGES = 10
+BATCH = 900  # commands per transaction
 STAFF = {
     "village": ["village_accountant", "village_party_secretary", "village_director"],
     "township": ["township_poverty_officer", "township_head", "township_party_secretary",
@@ -162,9 +170,20 @@ def verification_triples(app: Zhuisu, commands: list[dict]) -> list[tuple[bytes,
     return out
 
 
-def _verify_chunk(triples: list[tuple[bytes, str, bytes]]) -> list[bytes]:
-    return [hashlib.sha256(pk + sig.encode() + msg).digest()
-            for pk, sig, msg in triples if verify_signature(pk, sig, msg)]
+def _verify_commands(commands: list[dict], public_keys: dict[str, bytes]) -> list[bytes]:
+    """Worker: build each signature's message from the command and verify it."""
+    ok = []
+    for command in commands:
+        content = canonical_json(command["content"])
+        for s in command["signatures"]:
+            pk = public_keys.get(s["key_id"])
+            if pk is None:
+                continue
+            msg = step_message(command["step"], command["subject"], content, s["official_id"],
+                               s["role"], s["key_id"])
+            if verify_signature(pk, s["signature"], msg):
+                ok.append(hashlib.sha256(pk + s["signature"].encode() + msg).digest())
+    return ok
 
 
 class PreVerified:
@@ -194,17 +213,21 @@ def run_store(kind: str, url: str, tmp: Path, households: int, workers: int) -> 
     triples = verification_triples(app, commands)
     start_pos = app.recorder.max_notification_id() or 0
 
+    public_keys = {s["key_id"]: pk for s, (pk, _, _) in
+                   zip((s for c in commands for s in c["signatures"]), triples, strict=True)}
+    batches = [commands[i:i + BATCH] for i in range(0, len(commands), BATCH)]
+
     t0 = time.perf_counter()
-    if workers > 1:
-        chunk = max(1, len(triples) // (workers * 8))
-        with ProcessPoolExecutor(workers) as pool:
-            for ok in pool.map(_verify_chunk, [triples[i:i + chunk]
-                                               for i in range(0, len(triples), chunk)]):
-                pre.ok.update(ok)
-    for i in range(0, len(commands), 900):
-        with app.batch():
-            for command in commands[i:i + 900]:
-                app.execute(command)
+    # Verification runs ahead in worker processes on the other cores while this process
+    # executes the commands; a signature not yet verified ahead is verified inline.
+    with ProcessPoolExecutor(max(1, workers - 1)) as pool:
+        for batch in batches:
+            pool.submit(_verify_commands, batch, public_keys).add_done_callback(
+                lambda f: pre.ok.update(f.result()))
+        for batch in batches:
+            with app.batch():
+                for command in batch:
+                    app.execute(command)
     full_s = time.perf_counter() - t0
     notifications = app.recorder.select_notifications(start_pos + 1, limit=10**9)
     events = len(notifications)
@@ -254,8 +277,10 @@ def raw_insert(kind: str, url: str, tmp: Path, rows: list[tuple]) -> float:
 
 
 def bulk_store(kind: str, url: str, tmp: Path, notifications: list) -> float:
-    """Store the already-verified events again, in bulk, through a fresh store's recorder."""
+    """Store the already-verified events again, in bulk, in a fresh store (api.bulk)."""
     from eventsourcing.persistence import StoredEvent
+
+    from api.bulk import append_verified
 
     fresh = url if kind == "postgres" else f"sqlite:///{tmp}/bulk.db"
     if kind == "postgres":
@@ -264,10 +289,13 @@ def bulk_store(kind: str, url: str, tmp: Path, notifications: list) -> float:
     stored = [StoredEvent(n.originator_id, n.originator_version, n.topic, n.state) for n in notifications]
     t0 = time.perf_counter()
     for i in range(0, len(stored), 5000):
-        app.recorder.insert_events(stored[i:i + 5000])
+        append_verified(app, stored[i:i + 5000])
     elapsed = time.perf_counter() - t0
     app.close()
     return elapsed
+
+
+CREATED_SCHEMAS: list[str] = []
 
 
 def new_pg_schema(url: str, prefix: str) -> str:
@@ -276,22 +304,25 @@ def new_pg_schema(url: str, prefix: str) -> str:
     schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(url.split("?")[0], autocommit=True) as con:
         con.execute(f"CREATE SCHEMA {schema}")
+    CREATED_SCHEMAS.append(schema)
     return f"{url.split('?')[0]}?schema={schema}"
 
 
 def drop_pg_schemas(url: str) -> None:
+    """Drop the schemas this run made (and only those)."""
     import psycopg
 
     with psycopg.connect(url.split("?")[0], autocommit=True) as con:
-        for (name,) in con.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench_%'").fetchall():
-            con.execute(f"DROP SCHEMA {name} CASCADE")
+        while CREATED_SCHEMAS:
+            con.execute(f"DROP SCHEMA IF EXISTS {CREATED_SCHEMAS.pop()} CASCADE")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--households", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="processes verifying signatures ahead of the command path")
+                        help="cores to use: the command path plus workers-1 processes "
+                             "verifying signatures ahead of it")
     parser.add_argument("--stores", default="sqlite,postgres")
     args = parser.parse_args()
     assert INCOME_LINES_FEN  # the domain's tables load

@@ -29,6 +29,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,19 @@ def canonical_json(obj: Any) -> bytes:
     ).encode("utf-8")
 
 
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.:-]*")
+
+
+def _json_str(text: str) -> bytes:
+    """JSON string literal; ids, roles and step names need no escaping (fast path)."""
+    if _PLAIN_TEXT.fullmatch(text):
+        return b'"' + text.encode("ascii") + b'"'
+    return canonical_json(text)
+
+
+_TAG_JSON = b'"' + TAG.encode("ascii") + b'"'
+
+
 def step_message(
     step: str, subject: UUID | str, content: Mapping[str, Any] | bytes, official_id: str,
     role: str, key_id: str,
@@ -88,11 +102,12 @@ def step_message(
     JSON of the whole object, whose sorted keys are content, signer, step, subject, tag.
     """
     content_json = content if isinstance(content, bytes) else canonical_json(content)
-    signer = canonical_json({"official_id": str(official_id), "role": str(_plain(role)),
-                             "key_id": key_id})
+    signer = b"".join((b'{"key_id":', _json_str(key_id), b',"official_id":',
+                       _json_str(str(official_id)), b',"role":', _json_str(str(_plain(role))),
+                       b"}"))
     return b"".join((b'{"content":', content_json, b',"signer":', signer, b',"step":',
-                     canonical_json(step), b',"subject":', canonical_json(str(subject)),
-                     b',"tag":', canonical_json(TAG), b"}"))
+                     _json_str(step), b',"subject":', _json_str(str(subject)),
+                     b',"tag":', _TAG_JSON, b"}"))
 
 
 def content_digest(step: str, subject: UUID | str, content: Mapping[str, Any] | bytes) -> str:
@@ -102,8 +117,8 @@ def content_digest(step: str, subject: UUID | str, content: Mapping[str, Any] | 
     """
     content_json = content if isinstance(content, bytes) else canonical_json(content)
     return hashlib.sha256(b"".join((
-        b'{"content":', content_json, b',"step":', canonical_json(step),
-        b',"subject":', canonical_json(str(subject)), b"}"))).hexdigest()
+        b'{"content":', content_json, b',"step":', _json_str(step),
+        b',"subject":', _json_str(str(subject)), b"}"))).hexdigest()
 
 
 def key_id_of(public_key: bytes) -> str:

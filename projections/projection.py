@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Connection, Date, Table, and_, bindparam, select, tuple_
+from sqlalchemy import JSON, Connection, Date, Table, and_, bindparam, or_, select, tuple_
 
 from projections.events import Event
 
@@ -102,12 +102,9 @@ class Rows:
         cache = self._cache[table]
         wanted = list({k for k in keys if k not in cache})
         pk = list(table.primary_key.columns)
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
-            if len(pk) == 1:
-                where = pk[0].in_([k[0] for k in chunk])
-            else:
-                where = tuple_(*pk).in_(chunk)
+        for i in range(0, len(wanted), KEYS_PER_QUERY):
+            chunk = wanted[i:i + KEYS_PER_QUERY]
+            where = keys_in(self.conn, pk, chunk)
             for found in self.conn.execute(select(table).where(where)).mappings():
                 row = dict(found)
                 cache[self.key(table, row)] = row
@@ -149,6 +146,22 @@ class Rows:
             cursor.close()
         self._new.clear()
         self._changed.clear()
+
+
+KEYS_PER_QUERY = 200
+
+
+def keys_in(conn: Connection, columns: list[Any], keys: list[tuple]) -> Any:
+    """``columns`` equal to one of ``keys``, in a form each store answers from its index.
+
+    SQLite scans the table for a row-value ``IN``, but searches the index for each term of
+    an ``OR`` of equalities; PostgreSQL uses the index for both.
+    """
+    if len(columns) == 1:
+        return columns[0].in_([k[0] for k in keys])
+    if conn.dialect.name == "postgresql":
+        return tuple_(*columns).in_(keys)
+    return or_(*[and_(*[c == v for c, v in zip(columns, k, strict=True)]) for k in keys])
 
 
 _PK: dict[Table, Callable[[Row], tuple]] = {}

@@ -48,7 +48,7 @@ from projections.store import (
 
 PROJECTIONS: tuple[Projection, ...] = (Balances(), MoneyTrace(), Responsibility(), Register())
 CATCH_UP_BATCH = 1000
-REBUILD_BATCH = 5000
+REBUILD_BATCH = 20000
 
 _sources: dict[str, EventSource] = {}
 _sources_lock = threading.Lock()

@@ -15,9 +15,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, select
 
 from projections.money_trace import draws, lots, movements
+from projections.projection import KEYS_PER_QUERY, keys_in
 
 Key = tuple[str, str]  # (account id, lot id) or (account id, movement id)
 
@@ -26,9 +27,9 @@ def _rows_by_key(conn: Connection, table: Any, cols: tuple[str, str],
                  keys: Iterable[Key]) -> dict[Key, list[dict]]:
     keys = list(set(keys))
     out: dict[Key, list[dict]] = defaultdict(list)
-    for i in range(0, len(keys), 400):
-        chunk = keys[i:i + 400]
-        q = select(table).where(tuple_(table.c[cols[0]], table.c[cols[1]]).in_(chunk))
+    columns = [table.c[cols[0]], table.c[cols[1]]]
+    for i in range(0, len(keys), KEYS_PER_QUERY):
+        q = select(table).where(keys_in(conn, columns, keys[i:i + KEYS_PER_QUERY]))
         for r in conn.execute(q).mappings():
             out[(r[cols[0]], r[cols[1]])].append(dict(r))
     return out
@@ -140,7 +141,7 @@ def walk_up(conn: Connection, start: list[tuple[Any, str, str, int, int]]) -> di
 
 
 def movements_by_key(conn: Connection, keys: Iterable[Key]) -> dict[Key, dict]:
-    """Movement rows by (account id, movement id), in one query per 400 keys."""
+    """Movement rows by (account id, movement id), a query per ``KEYS_PER_QUERY`` keys."""
     return _one_by_key(conn, movements, ("account_id", "movement_id"), keys)
 
 

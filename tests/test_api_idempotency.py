@@ -3,12 +3,20 @@ writers racing on one aggregate never lose an update."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from api.idempotency import IdempotencyRecords, request_hash
+import pytest
+
+from api.db import engine_for
+from api.idempotency import IdempotencyMiddleware, IdempotencyRecords, Outcome, request_hash
+from api.problems import Problem
+from api.roles import ApiRole, Principal
 from api_support import NOW, api_on
 from domain.application import Zhuisu
 from factories import (
@@ -173,3 +181,40 @@ def test_concurrent_payments_from_one_account_lose_no_update(store: Any, app: Zh
         again = retry[0].post("/commands", json=retry[1], headers={"Idempotency-Key": retry[2]})
         assert again.status_code == 201, again.text  # the 409 was not kept for the key
         assert world.balance(account) == 1_000_000 - 80_000
+
+
+@pytest.mark.parametrize("status,rule,then", [(201, None, Outcome.REPLAY),
+                                              (409, "ConcurrentWrite", Outcome.STARTED)])
+def test_an_answer_leaves_only_once_its_key_is_settled(tmp_path: Path, status: int,
+                                                       rule: str | None, then: Outcome) -> None:
+    """A client that retries the moment it has an answer finds the key stored or released,
+    never still in flight (found by bench/api.py: a retry after a 409 met the key in flight)."""
+    records = IdempotencyRecords(engine_for(f"sqlite:///{tmp_path}/keys.db"))
+    caller = Principal("t1", "officer", ApiRole.FUND_OFFICER, None, None)
+    digest = request_hash("POST", "/commands", "", b"{}")
+    seen: list[Outcome] = []
+
+    async def endpoint(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        if rule:
+            scope["state"]["problem"] = Problem(rule, status, "retry")
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def client(message: dict) -> None:
+        if message["type"] == "http.response.body":  # the client has its answer: retry now
+            seen.append(records.begin("t1", "k", digest, NOW)[0])
+
+    async def caller_of(_: Any) -> Principal:
+        return caller
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    middleware = IdempotencyMiddleware(endpoint, authenticate=caller_of, clock=lambda: NOW)
+    scope = {"type": "http", "method": "POST", "path": "/commands", "query_string": b"",
+             "headers": [(b"idempotency-key", b"k")], "state": {},
+             "app": SimpleNamespace(state=SimpleNamespace(idempotency=records))}
+    asyncio.run(middleware(scope, receive, client))
+    assert seen == [then]
