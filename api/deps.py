@@ -20,6 +20,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -33,6 +37,7 @@ from api.problems import NotAuthenticated
 from api.roles import Action, Principal, check_covers, check_may
 from api.settings import utc_now
 from domain.application import Zhuisu
+from domain.errors import InvalidInput, NotFound
 from domain.region import Region, RegionPath
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -124,6 +129,24 @@ CaseWriter = Annotated[Principal, Depends(_allowed(Action.WRITE_CASES))]
 
 
 # jurisdiction and the access log -------------------------------------------------------
+def region_path_of(app: Zhuisu, cls: type[Aggregate], aggregate_id: Any,
+                   field: str) -> RegionPath:
+    """The region path of an aggregate, read from the cached instance itself (no copy:
+    only its region path, which never changes, is read)."""
+    try:
+        aid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))
+    except ValueError as exc:
+        raise InvalidInput("must be a UUID", field=field) from exc
+    try:
+        aggregate = app.repository.get(aid, deepcopy_from_cache=False)
+    except AggregateNotFoundError as exc:
+        raise NotFound(f"no {cls.__name__} {aid}", field=field) from exc
+    if not isinstance(aggregate, cls):
+        raise NotFound(f"{aid} is a {type(aggregate).__name__}, not a {cls.__name__}",
+                       field=field)
+    return dict(aggregate.region_path)
+
+
 def region_within(principal: Principal, app: Zhuisu, code: str, field: str) -> Region:
     """The region ``code``, if it lies in the principal's jurisdiction."""
     region = app.region(code, field)

@@ -169,7 +169,7 @@ def load_test(base: str, clients: int, work: list[list[Callable[[httpx.Client], 
     start = threading.Barrier(clients + 1)
 
     def client(jobs: list[Callable[[httpx.Client], int]]) -> None:
-        with httpx.Client(base_url=base, timeout=60) as http:
+        with httpx.Client(base_url=base, timeout=float(os.environ.get("BENCH_TIMEOUT", "60"))) as http:
             mine, again = [], 0
             start.wait()
             for job in jobs:

@@ -12,8 +12,8 @@ later removed, 清退), ``exit_relapsed`` (each step of an exit the household re
 返贫), ``payment_recovered`` (追回), ``payment_reversed`` / ``allocation_reversed`` /
 ``receipt_reversed`` (冲正), and ``paid_removed_household`` (each payment to a household
 later removed: money to recover from its signers, 谁签字谁追回).  The fate of households
-(``resp_households``) and movements (``resp_movements``, with their signers) is kept
-beside; officials and their keys (rotated, revoked) give names and key state.
+(``resp_households``: removed, relapsed) and movements (``resp_movements``: signers,
+recovered, reversed) is kept beside; officials and their keys (rotated, revoked) give names and key state.
 
 A payment and the removal of its payee are events of two aggregates: stored in one
 transaction they may come in either order, so each side looks for the other.
@@ -117,8 +117,6 @@ households = Table(
     Column("household_id", String(36), primary_key=True),
     Column("code", String(64), nullable=False),
     Column("village_code", String(32), nullable=False),
-    Column("registered_on", Date),
-    Column("exits", JSON, nullable=False),  # business dates of approved exits
     Column("relapses", JSON, nullable=False),  # [[date, cause, log position], …]
     Column("relapse_count", Integer, nullable=False),
     Column("removed_on", Date),
@@ -137,10 +135,7 @@ movements = Table(
     Column("payee_kind", String(16)),
     Column("payee_id", String(64)),
     Column("recovered_fen", BigInteger, nullable=False),
-    Column("recoveries", JSON, nullable=False),  # [{movement_id, date, amount_fen, reason}]
     Column("reversed_by", String(36)),
-    Column("reversed_on", Date),
-    Column("reversal_reason", Text),
     Column("log_position", BigInteger, nullable=False),
     Column("signers", JSON, nullable=False),  # [[official, role], …]
 )
@@ -165,8 +160,7 @@ EXIT_STEPS = ("Household.ExitProposed", "Household.ExitAppraised",
 REVERSED = {"disbursed": "payment_reversed", "allocated": "allocation_reversed",
             "received": "receipt_reversed"}
 STEPS_OF = {kind: step for step, kind in MONEY_KINDS.items()}
-FATES = ("Household.ApprovedByCounty", "Household.ExitApprovedByCounty", "Household.Relapsed",
-         "Household.RemovedFromRegister")
+FATES = ("Household.Relapsed", "Household.RemovedFromRegister")
 
 
 class Responsibility(Projection):
@@ -232,18 +226,13 @@ class Responsibility(Projection):
         if e.step == "Household.Applied":
             rows.insert(households, {
                 "household_id": e.originator_id, "code": e["household_code"],
-                "village_code": e["village_code"], "registered_on": None, "exits": [],
-                "relapses": [], "relapse_count": 0, "removed_on": None, "removal_reason": None,
-                "removed_position": None})
+                "village_code": e["village_code"], "relapses": [], "relapse_count": 0,
+                "removed_on": None, "removal_reason": None, "removed_position": None})
             return
         if e.step not in FATES:
             return
         h = rows.need(households, e.originator_id)
-        if e.step == "Household.ApprovedByCounty":
-            h["registered_on"] = e.day
-        elif e.step == "Household.ExitApprovedByCounty":
-            h["exits"] = [*h["exits"], e.day.isoformat()]
-        elif e.step == "Household.Relapsed":
+        if e.step == "Household.Relapsed":
             since = h["relapses"][-1][2] if h["relapses"] else 0
             for s in self._signed(rows, e, since, EXIT_STEPS):
                 self._liable(rows, e, "exit_relapsed", s, household_id=e.originator_id,
@@ -296,8 +285,7 @@ class Responsibility(Projection):
             "account_id": e.originator_id, "movement_id": e["movement_id"], "kind": kind,
             "amount_fen": e["amount_fen"], "effective_date": e.day, "purpose": e["purpose"],
             "payee_kind": e.get("payee_kind"), "payee_id": e.get("payee_id"),
-            "recovered_fen": 0, "recoveries": [], "reversed_by": None, "reversed_on": None,
-            "reversal_reason": None, "log_position": e.position,
+            "recovered_fen": 0, "reversed_by": None, "log_position": e.position,
             "signers": [[s["official_id"], s["role"]] for s in e["signatures"]]})
         if kind == "disbursed" and e["payee_kind"] == "household":
             h = rows.get(households, e["payee_id"])
@@ -307,13 +295,9 @@ class Responsibility(Projection):
             m = rows.need(movements, e.originator_id, e["of_movement_id"])
             if kind == "recovered":
                 m["recovered_fen"] += e["amount_fen"]
-                m["recoveries"] = [*m["recoveries"], {
-                    "movement_id": e["movement_id"], "date": e.day.isoformat(),
-                    "amount_fen": e["amount_fen"], "reason": e["reason"]}]
                 liability = "payment_recovered"
             else:
-                m.update(reversed_by=e["movement_id"], reversed_on=e.day,
-                         reversal_reason=e["reason"])
+                m["reversed_by"] = e["movement_id"]
                 liability = REVERSED[m["kind"]]
             rows.changed(movements, m)
             for official, role in m["signers"]:

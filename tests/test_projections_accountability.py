@@ -11,8 +11,9 @@ import datetime as dt
 import json
 
 import pytest
+from sqlalchemy import event
 
-from domain.errors import NotFound
+from domain.errors import InvalidInput, NotFound
 from domain.fund_account import FundAccount
 from domain.official import Official
 from domain.signing import b64
@@ -247,6 +248,13 @@ def test_village_view_counts_statuses_and_computes_incidence_where_population_is
     assert queries.village_view(db(app), VILLAGE)["incidence"] is None  # population unknown
 
 
+@pytest.mark.parametrize("population", [0, 12.5, True])
+def test_a_region_population_is_a_positive_whole_number_or_not_given(app, population):
+    with pytest.raises(InvalidInput) as refused:
+        app.create_region("99", "省", "province", None, population)
+    assert refused.value.field == "population"
+
+
 @pytest.mark.parametrize(("incidence", "province", "met"), [
     (0.025, "52", True), (0.025, "33", False), (0.015, "99", True), (0.025, "99", "unknown"),
     (0.031, "99", False), (None, "52", "unknown")])
@@ -270,3 +278,33 @@ def test_every_answer_is_plain_json_on_both_stores(app, world, liabilities):
     answers.append(chains.money_down(engine, receipt[0][0]))
     for answer in answers:
         assert json.loads(json.dumps(answer, ensure_ascii=False)) == answer
+
+
+def test_main_queries_search_indexes_and_never_scan_a_growing_table(app, world, liabilities):
+    """At national scale a scan is a timeout: every statement of the main queries must
+    find its rows through an index (SQLite's plan says SEARCH, not SCAN)."""
+    if not app.database_url.startswith("sqlite"):
+        pytest.skip("reads SQLite query plans")
+    engine = db(app)
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        chains.household_money(engine, liabilities["H1"])
+        chains.payment_chain(engine, liabilities["P2"])
+        chains.official_liability(engine, official_id(ACCOUNTANT))
+        chains.household_chain(engine, liabilities["H1"])
+        queries.village_view(engine, VILLAGE)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    small = ("trace_accounts", "resp_keys", "resp_officials", "register_officials")
+    with engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+            scans = [row[-1] for row in plan if row[-1].startswith("SCAN")
+                     and not any(t in row[-1] for t in small) and "CONSTANT ROW" not in row[-1]]
+            assert not scans, f"{statement}\n{scans}"

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import App, IdempotentWrite, Reader, Submitter
+from api.deps import App, IdempotentWrite, Reader, Submitter, region_path_of
 from api.roles import check_covers, check_may_submit
 from api.schemas import APPLIED_CONTENT, HOUSEHOLD_ID, SIGNATURE, WRITE_PROBLEMS, problem_responses
 from api.views import step_catalogue
@@ -93,8 +93,7 @@ def command_region(app: Zhuisu, step: str, subject: str | None,
         if not isinstance(code, str):
             raise InvalidInput(f"{step} needs {name}, a region code", field=f"content.{name}")
         return app.region(code, f"content.{name}").path, f"content.{name}"
-    cls = STEPS[step][0]
-    return app.load(cls, subject or "", "subject").region_path, "subject"
+    return region_path_of(app, STEPS[step][0], subject or "", "subject"), "subject"
 
 
 def command_in_jurisdiction(command: CommandIn, submitter: Submitter, app: App) -> CommandIn:
