@@ -5,8 +5,8 @@ ZHUISU_TEST_POSTGRES_URL is set, in a fresh schema dropped afterwards) it loads 
 demo county (``api.demo.build_demo``, 1,260 households with a year of history; ``--data
 world`` for the test world alone), adds the test county of ``tests/factories.py`` with
 ``--households`` registered households and one funded township account per fund source,
-then starts ``uvicorn --factory api.http:create_app`` in a subprocess on a free port
-(one worker, log level WARNING) and measures, for each number of concurrent clients
+then starts ``zhuisu serve`` (uvicorn, one worker, log level WARNING) in a subprocess on a
+free port and measures, for each number of concurrent clients
 (threads, each with its own keep-alive connection):
 
 * health: ``GET /health`` (no token, one store query), the floor of the stack;
@@ -15,12 +15,15 @@ then starts ``uvicorn --factory api.http:create_app`` in a subprocess on a free 
   appends to the access log (who looked at what);
 * write: ``POST /commands`` with a signed ``FundAccount.Disbursed`` to a registered
   household (three Ed25519 signatures verified by the server, positions checked, one
-  event stored) with an ``Idempotency-Key``, as a fund officer; client *k* pays from
-  account *k mod 6*, and a ``409 ConcurrentWrite`` is retried with the same key.
+  event stored) with an ``Idempotency-Key``, as a fund officer; the six paying accounts
+  are shared out among the clients, so with up to six clients none shares an account;
+* hot: the same writes, every client paying from one account: optimistic concurrency
+  makes all but one of each race answer ``409 ConcurrentWrite``, retried with the same key
+  (the count of retries is shown).
 
 It prints throughput (requests/s) and p50/p95 latency (ms) per phase.
 
-    python bench/api.py [--clients 1,8] [--reads 2000] [--writes 600] [--stores sqlite,postgres]
+    python bench/api.py [--clients 1,6] [--reads 2000] [--writes 600] [--stores sqlite,postgres]
 """
 
 from __future__ import annotations
@@ -123,7 +126,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(url: str, pepper: Path) -> tuple[subprocess.Popen[bytes], str]:
+def serve(url: str, pepper: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The server in a subprocess; its log (warnings: refusals, lost races) goes to ``log``
+    — never to a pipe nobody reads, which would stall the server once full."""
     port = free_port()
     env = {**os.environ, "ZHUISU_DATABASE_URL": url, "ZHUISU_ID_PEPPER_FILE": str(pepper),
            "ZHUISU_LOG_LEVEL": "WARNING", "ZHUISU_DEMO_ON_EMPTY": "false",
@@ -131,12 +136,12 @@ def serve(url: str, pepper: Path) -> tuple[subprocess.Popen[bytes], str]:
     server = subprocess.Popen(
         [sys.executable, "-c", "import sys; from api.cli import app; sys.argv[0] = 'zhuisu'; "
          f"app(['serve', '--port', '{port}', '--no-demo', '--no-bootstrap-admin'])"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"the server stopped: {server.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"the server stopped: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"{base}/health", timeout=1).status_code == 200:
                 return server, base
@@ -154,6 +159,8 @@ class Result:
     retries: int = 0
 
     def line(self, name: str, clients: int) -> str:
+        if len(self.latencies) < 2:
+            return f"  {name:<6} {clients:>2} clients  too few requests ({self.requests})"
         q = statistics.quantiles(self.latencies, n=100)
         retries = f", {self.retries} retried after 409" if self.retries else ""
         return (f"  {name:<6} {clients:>2} clients  {self.requests / self.seconds:>8,.0f} req/s  "
@@ -169,7 +176,7 @@ def load_test(base: str, clients: int, work: list[list[Callable[[httpx.Client], 
     start = threading.Barrier(clients + 1)
 
     def client(jobs: list[Callable[[httpx.Client], int]]) -> None:
-        with httpx.Client(base_url=base, timeout=float(os.environ.get("BENCH_TIMEOUT", "60"))) as http:
+        with httpx.Client(base_url=base, timeout=60) as http:
             mine, again = [], 0
             start.wait()
             for job in jobs:
@@ -215,8 +222,9 @@ def write_job(command: dict[str, Any], token: str) -> Callable[[httpx.Client], i
 
 def run_store(kind: str, url: str, tmp: Path, args: argparse.Namespace) -> None:
     pepper = tmp / "pepper"
-    loaded = load(url, pepper, args.data, args.households, args.writes * len(args.clients))
-    server, base = serve(url, pepper)
+    loaded = load(url, pepper, args.data, args.households,
+                  args.writes * (len(args.clients) + 2))
+    server, base = serve(url, pepper, tmp / "server.log")
     rng = random.Random(7)
     try:
         with httpx.Client(base_url=base) as warm:  # every household once: caches as in use
@@ -229,15 +237,17 @@ def run_store(kind: str, url: str, tmp: Path, args: argparse.Namespace) -> None:
                           if token else read_job("/health")
                           for _ in range(args.reads // clients)] for _ in range(clients)]
                 print(load_test(base, clients, reads).line(name, clients))
-        for clients in args.clients:
+        for clients in args.clients:  # each client pays from accounts of its own
             writes: list[list[Callable[[httpx.Client], int]]] = [[] for _ in range(clients)]
             for k, account_commands in enumerate(loaded.commands):
                 batch = account_commands[:args.writes // len(loaded.commands)]
                 del account_commands[:len(batch)]
-                for i, command in enumerate(batch):
-                    writes[(k + i * len(loaded.commands)) % clients].append(
-                        write_job(command, loaded.writer))
+                writes[k % clients] += [write_job(command, loaded.writer) for command in batch]
             print(load_test(base, clients, writes).line("write", clients))
+        clients = max(args.clients)  # every client pays from the same account
+        hot = loaded.commands[0][:args.writes // len(loaded.commands) * 2]
+        print(load_test(base, clients, [[write_job(c, loaded.writer) for c in hot[i::clients]]
+                                        for i in range(clients)]).line("hot", clients))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -262,7 +272,7 @@ def drop_pg_schema(url: str, schema: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", default="1,8",
+    parser.add_argument("--clients", default="1,6",
                         help="comma-separated numbers of concurrent clients")
     parser.add_argument("--reads", type=int, default=2000, help="reads per concurrency level")
     parser.add_argument("--writes", type=int, default=600, help="writes per concurrency level")

@@ -19,7 +19,7 @@ import datetime as dt
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, select
 
 from domain.errors import NotFound
 from projections import money_trace as tr

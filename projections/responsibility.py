@@ -13,7 +13,8 @@ later removed, 清退), ``exit_relapsed`` (each step of an exit the household re
 ``receipt_reversed`` (冲正), and ``paid_removed_household`` (each payment to a household
 later removed: money to recover from its signers, 谁签字谁追回).  The fate of households
 (``resp_households``: removed, relapsed) and movements (``resp_movements``: signers,
-recovered, reversed) is kept beside; officials and their keys (rotated, revoked) give names and key state.
+recovered, reversed) is kept beside; officials and their keys (rotated, revoked) give
+names and key state.
 
 A payment and the removal of its payee are events of two aggregates: stored in one
 transaction they may come in either order, so each side looks for the other.

@@ -244,7 +244,8 @@ def test_one_transaction_may_store_the_halves_of_a_transfer_in_either_order(app,
     payee = chains.household_money(engine, hid)["payments"][0]
     assert [(s["amount_fen"], s["via"][0]["step"]) for s in payee["sources"]] == [
         (120_000, "FundAccount.Allocated")]
-    due = chains.official_liability(engine, str(Official.create_id(f"finance_accountant@{TOWNSHIP}")))
+    accountant = str(Official.create_id(f"finance_accountant@{TOWNSHIP}"))
+    due = chains.official_liability(engine, accountant)
     assert due["later"]["payments_to_removed_households_outstanding"]["outstanding_fen"] == 120_000
     with engine.connect() as conn:
         before = dump(conn, TABLES)
