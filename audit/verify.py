@@ -44,7 +44,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from audit.checkpoints import open_note, parse_checkpoint, verify_rotation
+from audit.checkpoints import open_note, parse_checkpoint, verify_checkpoint, verify_rotation
 from audit.errors import AuditError
 from audit.findings import KINDS, Finding, VerificationResult
 from audit.logkey import LogKeyRecord, known_keys
@@ -52,7 +52,7 @@ from audit.merkle import EMPTY_ROOT, HASH_SIZE, CompactRange, hash_children
 from audit.records import differing_fields
 from audit.scan import PAGE, Span, SpanReport, node_finding, scan_span
 from audit.store import AuditStore, opened
-from audit.tree_store import read_state, split_hashes
+from audit.tree_store import read_state, split_hashes, with_stored_nodes
 
 
 def _fold(hashes: Sequence[bytes]) -> bytes:
@@ -357,3 +357,54 @@ def _position(store: AuditStore, conn: Connection, leaf_index: int) -> int | Non
     rows = store.raw(conn, f"SELECT position FROM {store.table_sql('merkle_leaves')} "
                            f"WHERE leaf_index = ?", (leaf_index,))
     return rows[0][0] if rows else None
+
+
+# a checkpoint kept outside the store ---------------------------------------------------
+def verify_log_against(source: Any, note: str, *, workers: int = 1) -> VerificationResult:
+    """Full verification, then hold the log against a checkpoint someone kept elsewhere
+    (``zhuisu verify --checkpoint FILE``).
+
+    The kept note must be signed by a log key the store knows, and the first ``size``
+    leaves must hash to the root it signed.  This catches a rewrite even where the stored
+    checkpoints and their sealed leaves were rewritten too: the kept copy was out of reach.
+    """
+    result = verify_log(source, workers=workers)
+    with opened(source) as store, store.engine.connect() as conn:
+        finding = _against_kept(store, conn, note)
+    if finding is None:
+        return result
+    findings = sorted([*result.findings, finding],
+                      key=lambda f: (f.leaf_index if f.leaf_index is not None else 2**63,
+                                     KINDS.index(f.kind)))
+    return VerificationResult(result.tree_size, result.records, result.checkpoints,
+                              result.pending, tuple(findings), result.seconds)
+
+
+def _against_kept(store: AuditStore, conn: Connection, note: str) -> Finding | None:
+    keys = [k.key for k in known_keys(conn)]
+    try:
+        checkpoint = verify_checkpoint(note, keys)
+    except AuditError as exc:
+        return Finding("checkpoint", f"kept checkpoint: {exc}")
+    state = read_state(conn)
+    if checkpoint.size > state.size:
+        return Finding("truncated", f"the kept checkpoint signed {checkpoint.size} leaves, the "
+                                    f"log holds {state.size}", leaf_index=state.size,
+                       position=_position(store, conn, state.size - 1) if state.size else None)
+    root = with_stored_nodes(store, conn, lambda get: _root_at(checkpoint.size, get))
+    if root != checkpoint.root:
+        return Finding("rewritten",
+                       f"the first {checkpoint.size} leaves hash to {root.hex()}, expected "
+                       f"{checkpoint.root.hex()} as the kept checkpoint signed: history before "
+                       f"leaf {checkpoint.size} was rewritten")
+    return None
+
+
+def _root_at(size: int, get_node: Callable[[int, int], bytes]) -> bytes:
+    """Root of the first ``size`` leaves from perfect-subtree nodes (RFC 6962 split)."""
+    hashes, start = [], 0
+    for level in reversed(range(size.bit_length())):
+        if size >> level & 1:
+            hashes.append(get_node(level, start >> level))
+            start += 1 << level
+    return _fold(hashes)
