@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
@@ -29,7 +30,7 @@ from api.db import engine_for
 from api.deps import authenticated, is_public, principal_of
 from api.directory import Directory
 from api.idempotency import IdempotencyMiddleware, IdempotencyRecords
-from api.logging import get_logger
+from api.logging import configure_logging, get_logger
 from api.middleware import RequestContext
 from api.routes import routers
 from api.settings import Settings, build_app, database_url_of, utc_now
@@ -74,6 +75,9 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
     ``settings.admin_token_file`` when the store has no live one.
     """
     s = settings or Settings.from_env()
+    if not structlog.is_configured():  # served without the CLI (uvicorn --factory …)
+        configure_logging(s.log_format, s.log_level)  # never structlog's default: it
+        # renders tracebacks with their local variables, which hold headers and bodies
     demo = env_flag("ZHUISU_DEMO_ON_EMPTY", False) if demo_on_empty is None else demo_on_empty
     bootstrap = (env_flag("ZHUISU_BOOTSTRAP_ADMIN", False) if bootstrap_admin is None
                  else bootstrap_admin)
@@ -111,8 +115,9 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
         title="追溯 zhuisu",
         summary="Event-sourced audit of poverty-alleviation households and funds",
         description=(
-            "Every step is a signed event.  Every endpoint but `/health` needs a bearer "
-            "token, issued for one role and one region subtree (`zhuisu token create`); "
+            "Every step is a signed event.  Every endpoint but `/health` and "
+            "`/log/public-key` needs a bearer token, issued for one role and one region "
+            "subtree (`zhuisu token create`); "
             "what each role may do is the table of `api/roles.py`.  Writes accept an "
             "`Idempotency-Key`.  Refusals are RFC 9457 problem details naming the rule "
             "and the field."),

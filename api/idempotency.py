@@ -165,13 +165,15 @@ class IdempotencyMiddleware:
             headers = dict(answer.headers) | {HEADER: key, "Idempotent-Replayed": "true"}
             return await Response(answer.body, answer.status, headers)(scope, receive, send)
         if outcome is Outcome.MISMATCH:
-            return await self._refuse(scope, receive, send, _problem(problems.IdempotencyKeyReused(
-                "this key was already used for a different request; use a new key for a new "
-                "request", field=HEADER)), key)
+            return await self._refuse(scope, receive, send, _problem(
+                problems.IdempotencyKeyReused("this key was already used for a different "
+                                              "request; use a new key for a new request",
+                                              field=HEADER)), key)
         if outcome is Outcome.IN_FLIGHT:
-            return await self._refuse(scope, receive, send, _problem(problems.IdempotencyKeyInFlight(
-                "the first request with this key is still being processed; retry later",
-                field=HEADER)), key)
+            return await self._refuse(scope, receive, send, _problem(
+                problems.IdempotencyKeyInFlight("the first request with this key is still "
+                                                "being processed; retry later",
+                                                field=HEADER)), key)
 
         # The answer is held back until it is stored (or the key released): a client that
         # retries the moment it has an answer must find the key settled.

@@ -1,8 +1,9 @@
 """Read views: what the HTTP API and the CLI show of an aggregate, as plain JSON values.
 
 One shaping for both adapters, so ``GET /households/{id}`` and ``zhuisu show-household``
-agree; list endpoints show the ``*_summary`` of each item (no events).  Views never show a resident ID number (only keyed hashes, inside signed content)
-and never an official's relatives (优亲厚友 checks read them; people do not).
+agree; list endpoints show the ``*_summary`` of each item (no events).  Views never show
+a resident ID number (only keyed hashes, inside signed content) and never an official's
+relatives (优亲厚友 checks read them; people do not).
 """
 
 from __future__ import annotations

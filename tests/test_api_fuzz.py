@@ -48,6 +48,8 @@ schema = schemathesis.openapi.from_dict(create_app(demo_on_empty=False).openapi(
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("fuzz")
+    env = pytest.MonkeyPatch()
+    env.setenv("ZHUISU_LOG_KEY_FILE", str(tmp / "log-key"))  # the log routes sign with it
     zhuisu = build_app(Settings(database_url=f"sqlite:///{tmp}/z.db", id_pepper_file=tmp / "p"))
     world = a_county_world(zhuisu)
     a_registered_household(world)
@@ -56,6 +58,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, dict
     with api_on(zhuisu) as api:
         yield api, {"/commands": api.token("village_official")}
     zhuisu.close()
+    env.undo()
 
 
 @schema.parametrize()

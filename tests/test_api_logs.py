@@ -13,6 +13,7 @@ import pytest
 import structlog
 
 from api.logging import configure_logging
+from api_support import api_on
 from domain.identity import check_digit
 from domain.signing import SigningKey, b64
 from factories import COUNTY, VILLAGE, World, a_household_through, official_id
@@ -80,7 +81,8 @@ def test_no_token_private_key_or_id_number_leaves_a_trace(api: Any, world: World
     officer.post(f"/officials/{acc}/keys", json={"public_key": "not base64 " + private_key,
                                                  "valid_from": "2025-01-01"})
     officer.post(f"/officials/{acc}/relatives", json={"id_number": number, "relation": "spouse"})
-    officer.post(f"/officials/{acc}/relatives", json={"id_number": number[:17] + ("1" if number[17] != "1" else "2"),
+    wrong_check_digit = number[:17] + ("1" if number[17] != "1" else "2")
+    officer.post(f"/officials/{acc}/relatives", json={"id_number": wrong_check_digit,
                                                       "relation": "spouse"})
     officer.post("/officials", json={"code": number, "name": "x", "unit_code": f"U{VILLAGE}",
                                      "id_number": number})
@@ -94,3 +96,29 @@ def test_no_token_private_key_or_id_number_leaves_a_trace(api: Any, world: World
     for secret in (officer.token, officer.token[3:], private_key, number, number[:17]):
         assert secret not in text, secret
     assert "[id-number]" in text and "[token]" in text
+
+
+def test_a_crash_is_logged_without_local_variables_however_the_app_is_served(
+        app: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Served by plain ``uvicorn --factory`` nothing configures logging first; structlog's
+    default renders a traceback's locals, among them the request's headers and its token."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    structlog.reset_defaults()
+    try:
+        with api_on(app) as api:
+            def crash(*args: Any, **kwargs: Any) -> Any:
+                raise RuntimeError("a bug")
+
+            monkeypatch.setattr(app, "load", crash)
+            reader = api.as_("reviewer")
+            r = reader.get(f"/households/{official_id('nobody')}")
+            assert (r.status_code, r.json()["rule"]) == (500, "InternalError")
+        written = capsys.readouterr()
+        text = written.out + written.err
+        assert "RuntimeError: a bug" in text and "unhandled error" in text
+        assert reader.token not in text and reader.token[3:20] not in text
+        assert "authorization" not in text.lower()
+    finally:
+        root.handlers[:], root.level = handlers, level
+        structlog.reset_defaults()

@@ -1,8 +1,8 @@
 """The HTTP API's routers, one module per area; ``create_app`` includes every one.
 
 A module here exposes ``router`` (a FastAPI ``APIRouter``).  Adding an area is adding a
-module — nothing else changes; ``api/routes/audit.py`` and ``api/routes/projections.py``
-plug in that way.  Every route declares a guard from ``api.deps`` (``Reader``,
+module — nothing else changes (``log.py``, the tamper-evident log, came in that way; the
+projections' routes will too).  Every route declares a guard from ``api.deps`` (``Reader``,
 ``Submitter``, ``Admin``, ``AccessLogReader``, ``CaseWriter``) or is marked ``@public``;
 ``create_app`` refuses to start with a route that is neither.
 """

@@ -88,7 +88,8 @@ def public_key(audit: Audit) -> Any:
 
 @router.get("/checkpoints", response_model=list[CheckpointOut], responses=READ_PROBLEMS)
 def list_checkpoints(audit: Audit, _: Reader,
-                     after: Annotated[int, Query(ge=0, description="ids after this")] = 0,
+                     after: Annotated[int, Query(ge=0, le=2**62,
+                                                 description="ids after this")] = 0,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
     """Signed checkpoints, oldest first (page with ``after`` = the last id seen)."""
     return [_checkpoint(r) for r in log.list_checkpoints(audit, after_id=after, limit=limit)]
@@ -110,7 +111,11 @@ def get_checkpoint(checkpoint_id: str, audit: Audit, _: Reader) -> Any:
     return _checkpoint(log.get_checkpoint(audit, cid))
 
 
-@router.get("/export", response_class=PlainTextResponse, responses=READ_PROBLEMS)
+@router.get("/export", response_class=PlainTextResponse, responses={
+    200: {"content": {"text/plain": {"schema": {"type": "string"}},
+                      "application/json": {"schema": {"type": "object"}}},
+          "description": "the checkpoints as text, or as JSON with format=json"},
+    **READ_PROBLEMS})
 def export(audit: Audit, _: Reader,
            fmt: Annotated[str, Query(alias="format", pattern="^(text|json)$")] = "text") -> Any:
     """Every checkpoint with the log's public keys, to keep outside the system."""
@@ -127,12 +132,13 @@ async def rotate_key(audit: Audit, _: Admin) -> Any:
 
 @router.get("/proofs/inclusion", responses=READ_PROBLEMS)
 def inclusion_proof(audit: Audit, _: Reader,
-                    position: Annotated[int | None, Query(ge=1, description=
+                    position: Annotated[int | None, Query(ge=1, le=2**62, description=
                                         "the event's notification id")] = None,
                     originator_id: Annotated[str | None, Query(description=
                                              "or the aggregate id …")] = None,
-                    version: Annotated[int | None, Query(ge=1, description="… and version")] = None,
-                    checkpoint_id: Annotated[int | None, Query(ge=1, description=
+                    version: Annotated[int | None, Query(ge=1, le=2**62,
+                                                         description="… and version")] = None,
+                    checkpoint_id: Annotated[int | None, Query(ge=1, le=2**62, description=
                                              "default: the latest")] = None) -> Any:
     """Proof bundle that one event is in a signed checkpoint (verify offline)."""
     return log.prove_inclusion(audit, position=position, originator_id=originator_id,
@@ -141,8 +147,8 @@ def inclusion_proof(audit: Audit, _: Reader,
 
 @router.get("/proofs/consistency", responses=READ_PROBLEMS)
 def consistency_proof(audit: Audit, _: Reader,
-                      old: Annotated[int, Query(ge=1, description="older checkpoint id")],
-                      new: Annotated[int | None, Query(ge=1, description=
+                      old: Annotated[int, Query(ge=1, le=2**62, description="older checkpoint id")],
+                      new: Annotated[int | None, Query(ge=1, le=2**62, description=
                                      "newer checkpoint id (default: the latest)")] = None) -> Any:
     """Proof bundle that the newer checkpoint's log extends the older one's."""
     return log.prove_consistency(audit, old, new)
@@ -173,6 +179,9 @@ async def verify(audit: Audit, _: Reader) -> Any:
 
 def _int(text: str, field: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError as exc:
         raise InvalidInput("must be a checkpoint id or 'latest'", field=field) from exc
+    if not 0 < value <= 2**62:
+        raise InvalidInput("must be a checkpoint id (1 … 2^62) or 'latest'", field=field)
+    return value
