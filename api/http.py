@@ -29,12 +29,14 @@ from api.access_audit import AccessLog
 from api.db import engine_for
 from api.deps import authenticated, is_public, principal_of
 from api.directory import Directory
+from api.followers import Followers, FollowWrites
 from api.idempotency import IdempotencyMiddleware, IdempotencyRecords
 from api.logging import configure_logging, get_logger
 from api.middleware import RequestContext
 from api.routes import routers
 from api.settings import Settings, build_app, database_url_of, utc_now
 from api.tokens import Tokens, ensure_admin_token
+from audit.store import AuditConfig, AuditStore
 from domain.application import Zhuisu
 
 log = get_logger("zhuisu.http")
@@ -94,8 +96,12 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
             api.state.access_log = AccessLog(engine)
             api.state.idempotency = IdempotencyRecords(engine)
             api.state.directory = Directory()
+            api.state.audit = AuditStore(AuditConfig(url, s.log_key_file, s.log_origin))
+            followers = api.state.followers = Followers(app, api.state.audit)
             if demo:
                 await run_in_threadpool(load_demo_if_empty, app)
+            await run_in_threadpool(followers.catch_up)
+            followers.start_checkpoints(s.checkpoint_every)
             if bootstrap:
                 path = await run_in_threadpool(ensure_admin_token, api.state.tokens,
                                                s.admin_token_file, utc_now())
@@ -105,6 +111,9 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
                                 file=str(path))
             yield
         finally:
+            if getattr(api.state, "followers", None) is not None:
+                api.state.followers.stop()
+                api.state.audit.close()
             if engine is not None:
                 engine.dispose()
             if zhuisu is None:
@@ -129,6 +138,7 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
         swagger_ui_parameters={"persistAuthorization": True},
     )
     problems.install(api)
+    api.add_middleware(FollowWrites)
     api.add_middleware(IdempotencyMiddleware, authenticate=principal_of, clock=utc_now)
     api.add_middleware(RequestContext)
     for router in routers():

@@ -17,6 +17,7 @@ hypothesis example).  Each app records its ``database_url`` and ``pepper_file``.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,9 @@ from factories import World, a_county_world
 
 POSTGRES_URL_ENV = "ZHUISU_TEST_POSTGRES_URL"
 STORES = ["sqlite", "postgres"]
+
+# Files a server makes on first use (the log key) go to a scratch folder, never the repo.
+os.environ.setdefault("ZHUISU_LOG_KEY_FILE", os.path.join(tempfile.mkdtemp(), "log-key"))
 
 
 def _true(value: str | None) -> bool:

@@ -9,7 +9,6 @@ reader.
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -20,8 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import Admin, Reader, public
 from api.schemas import READ_PROBLEMS, WRITE_PROBLEMS
 from audit import log, proofs
-from api.settings import Settings, database_url_of
-from audit.store import AuditConfig, AuditStore
+from audit.store import AuditStore
 from audit.verify import verify_log
 from domain.errors import InvalidInput
 
@@ -32,18 +30,9 @@ NOTE_EXAMPLE = ("zhuisu.example/log\n385\nYdAP6f08AjoSqBiXJYD767MnX5p92P841AlnYU
 VKEY_EXAMPLE = "zhuisu.example/log+6fbe06a8+AeNKC0zrWbdKF4jxIt7wIpm6UlCcfg8eQRmlt5XPCyDH"
 
 
-_opening = threading.Lock()
-
-
 def get_audit(request: Request) -> AuditStore:
-    """The log's store on the application's database, opened on first use."""
-    state = request.app.state
-    with _opening:
-        if getattr(state, "audit", None) is None:
-            s = Settings.from_env()
-            state.audit = AuditStore(AuditConfig(database_url_of(state.zhuisu), s.log_key_file,
-                                                 s.log_origin))
-    return state.audit
+    """The log's store on the application's database (opened by the app's lifespan)."""
+    return request.app.state.audit
 
 
 Audit = Annotated[AuditStore, Depends(get_audit)]
