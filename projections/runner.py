@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ from projections.projection import Projection, Rows
 from projections.register import Register
 from projections.responsibility import Responsibility
 from projections.store import (
+    analyze,
     database_url_of,
     deferrable_indexes,
     engine_for,
@@ -50,7 +52,8 @@ PROJECTIONS: tuple[Projection, ...] = (Balances(), MoneyTrace(), Responsibility(
 CATCH_UP_BATCH = 1000
 REBUILD_BATCH = 20000
 
-_sources: dict[str, EventSource] = {}
+SOURCES_KEPT = 4  # as projections.store.ENGINES_KEPT
+_sources: OrderedDict[str, EventSource] = OrderedDict()
 _sources_lock = threading.Lock()
 
 
@@ -79,6 +82,9 @@ def source_for(app_or_url: Any) -> EventSource:
         source = _sources.get(app_or_url)
         if source is None:
             source = _sources[app_or_url] = EventSource(reader_app(app_or_url), app_or_url)
+            while len(_sources) > SOURCES_KEPT:  # dropped: closed when no longer in use
+                _sources.popitem(last=False)
+        _sources.move_to_end(app_or_url)
         return source
 
 
@@ -91,8 +97,9 @@ def close_sources() -> None:
 
 
 def process_batch(source: EventSource, engine: Engine, projections: Sequence[Projection],
-                  limit: int, until: int | None = None) -> bool:
-    """One batch in one transaction; False when there is nothing to do (or all are locked).
+                  limit: int, until: int | None = None, *, wait: bool = False) -> bool:
+    """One batch in one transaction; False when there is nothing to do (or, unless
+    ``wait``, when other workers hold all the tracking rows).
 
     The events are read and decoded before the transaction, so the write lock (SQLite)
     or the tracking rows (PostgreSQL) are held only while rows are written.  Positions
@@ -107,7 +114,7 @@ def process_batch(source: EventSource, engine: Engine, projections: Sequence[Pro
     if last == start:
         return False
     with writer(engine).begin() as conn:
-        held = lock_positions(conn, [p.name for p in projections])
+        held = lock_positions(conn, [p.name for p in projections], wait=wait)
         mine = [p for p in projections if p.name in held and start <= held[p.name] < last]
         rows = Rows(conn)
         for p in mine:
@@ -124,7 +131,7 @@ def process_batch(source: EventSource, engine: Engine, projections: Sequence[Pro
 
 def _run(source: EventSource, engine: Engine, chosen: Sequence[Projection], batch: int,
          until: int | None) -> dict[str, int]:
-    while process_batch(source, engine, chosen, batch, until):
+    while process_batch(source, engine, chosen, batch, until, wait=True):
         pass
     with engine.connect() as conn:
         held = positions(conn)
@@ -136,8 +143,10 @@ def catch_up(app_or_url: Any, *, names: Iterable[str] | None = None,
              batch: int = CATCH_UP_BATCH, until: int | None = None) -> dict[str, int]:
     """Bring the projections up to the end of the log (or to ``until``); returns positions.
 
-    The lead calls ``catch_up(app)`` after each command on SQLite.  ``engine`` builds the
-    read models in another database (replay); ``projections`` runs other instances (tests).
+    Called after each command, so that a read that follows a write sees it: where a worker
+    holds a projection, this waits for its batch rather than skipping it.  ``engine``
+    builds the read models in another database (replay); ``projections`` runs other
+    instances (tests).
     """
     source = source_for(app_or_url)
     chosen = tuple(projections) if projections is not None else by_name(names)
@@ -167,6 +176,7 @@ def rebuild(app_or_url: Any, *, names: Iterable[str] | None = None,
     with writer(engine).begin() as conn:
         for index in deferred:
             index.create(conn, checkfirst=True)
+        analyze(conn, [t for p in chosen for t in p.tables])
     return done
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlparse
@@ -52,7 +53,8 @@ tracking = Table(
 
 _SCHEMA_LOCK = zlib.crc32(b"zhuisu-projections-schema")
 _WRITE = "zhuisu_projection_write"
-_engines: dict[str, Engine] = {}
+ENGINES_KEPT = 4  # a server uses one; a test session many, which must not pile up
+_engines: OrderedDict[str, Engine] = OrderedDict()
 _ensured: set[tuple[int, tuple[tuple[str, int], ...]]] = set()
 _lock = threading.Lock()
 
@@ -101,8 +103,9 @@ def _postgres_engine(url: str) -> Engine:
     host = f"{u.hostname or '127.0.0.1'}:{u.port or 5432}"
     db = u.path.lstrip("/") or "postgres"
     # synchronous_commit off: a server crash may lose the last projection transactions, but
-    # each whole, rows and position together, so they are simply done again.
-    options = "-csynchronous_commit=off" + (f" -csearch_path={schema}" if schema else "")
+    # each whole, rows and position together, so they are simply done again.  jit off: the
+    # queries are index lookups, which compiling only slows down.
+    options = "-csynchronous_commit=off -cjit=off" + (f" -csearch_path={schema}" if schema else "")
     connect_args: dict[str, Any] = {"connect_timeout": 5, "options": options}
     return create_engine(f"postgresql+psycopg://{user}{password}@{host}/{db}",
                          connect_args=connect_args, pool_size=2, max_overflow=4,
@@ -110,12 +113,19 @@ def _postgres_engine(url: str) -> Engine:
 
 
 def engine_for(url: str) -> Engine:
-    """The engine for the projections of the store at ``url`` (one per URL and process)."""
+    """The engine for the projections of the store at ``url``, kept for the process.
+
+    At most ``ENGINES_KEPT`` are kept: the least recently used is disposed (its pooled
+    connections closed), so a process that meets many stores holds few connections.
+    """
     with _lock:
         engine = _engines.get(url)
         if engine is None:
             engine = _postgres_engine(url) if is_postgres(url) else _sqlite_engine(url)
             _engines[url] = engine
+            while len(_engines) > ENGINES_KEPT:
+                _dispose(_engines.popitem(last=False)[1])
+        _engines.move_to_end(url)
         return engine
 
 
@@ -125,8 +135,12 @@ def dispose(url: str | None = None) -> None:
         for key in [url] if url else list(_engines):
             engine = _engines.pop(key, None)
             if engine is not None:
-                _ensured.difference_update({k for k in _ensured if k[0] == id(engine)})
-                engine.dispose()
+                _dispose(engine)
+
+
+def _dispose(engine: Engine) -> None:
+    _ensured.difference_update({k for k in _ensured if k[0] == id(engine)})
+    engine.dispose()
 
 
 def database_url_of(app: Any) -> str:
@@ -200,7 +214,8 @@ def lock_positions(conn: Connection, names: Iterable[str], *,
     no two workers ever process the same projection at once (``wait``: wait for it
     instead).  SQLite: the transaction already holds the database's write lock.
     """
-    q = select(tracking.c.name, tracking.c.position).where(tracking.c.name.in_(list(names)))
+    q = (select(tracking.c.name, tracking.c.position).where(tracking.c.name.in_(list(names)))
+         .order_by(tracking.c.name))  # one order for all lockers: no deadlock
     if conn.dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=not wait)
     return {r.name: r.position for r in conn.execute(q)}
@@ -218,4 +233,12 @@ def dump(conn: Connection, tables: Iterable[Table]) -> dict[str, list[tuple]]:
 def truncate(conn: Connection, tables: Iterable[Table]) -> None:
     for table in reversed(list(tables)):
         conn.execute(table.delete())
+
+
+def analyze(conn: Connection, tables: Iterable[Table]) -> None:
+    """Refresh the planner's statistics after a rebuild (PostgreSQL plans by them; before
+    autovacuum comes by, a freshly filled table looks empty or huge)."""
+    if conn.dialect.name == "postgresql":
+        for table in tables:
+            conn.exec_driver_sql(f'ANALYZE "{table.name}"')
 

@@ -170,3 +170,13 @@ def test_projection_whose_layout_changed_is_rebuilt_from_zero(app, world):
     assert runner.catch_up(app, projections=[BalancesV2()]) == {
         "balances": app.recorder.max_notification_id()}
     assert tables_of(app.database_url) == before
+
+
+def test_a_process_that_meets_many_stores_keeps_few_engines(tmp_path):
+    """Servers under test open a store per test: pooled connections must not pile up."""
+    from projections import store
+
+    urls = [f"sqlite:///{tmp_path}/s{i}.db" for i in range(store.ENGINES_KEPT + 3)]
+    engines = [engine_for(url) for url in urls]
+    assert engine_for(urls[-1]) is engines[-1]
+    assert list(store._engines) == urls[-store.ENGINES_KEPT:]
