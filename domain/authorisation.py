@@ -42,7 +42,7 @@ def authorise(
     *,
     step: str,
     subject: UUID,
-    content: Mapping[str, Any],
+    content: Mapping[str, Any] | bytes,
     signatures: Sequence[Signature],
     rule: StepRule,
     region_path: RegionPath,
@@ -75,7 +75,8 @@ def authorise(
                                  field="signatures")
 
     accepted = []
-    content_json = canonical_json(content)  # encoded once for every signer
+    # encoded once for every signer (callers may pass it already encoded)
+    content_json = content if isinstance(content, bytes) else canonical_json(content)
     for i, (role, sig) in enumerate(by_role.items()):
         field = f"signatures[{i}]"
         official = officials.get(sig.official_id)

@@ -31,6 +31,7 @@ from domain.positions import money_rule
 from domain.project import Project
 from domain.region import RegionLevel, RegionPath, stable_id
 from domain.signed import Authoriser, SignedAggregate, business_date
+from domain.signing import canonical_json
 
 
 def _movement_id(value: object) -> str:
@@ -88,18 +89,21 @@ class FundAccount(SignedAggregate):
         return RegionLevel(self.level_code)
 
     # shared checks --------------------------------------------------------------
-    def _retry_or_new(self, step: str, content: dict[str, Any]) -> bool:
-        """True if this movement is new; False if it is an exact retry; else a conflict."""
+    def _retry_or_new(self, step: str, content: dict[str, Any]) -> bytes | None:
+        """The encoded content if this movement is new; None for an exact retry; otherwise
+        a conflict (the movement id was used for something else)."""
+        encoded = canonical_json(content)
         mid = content["movement_id"]
         if mid not in self.movements:
-            return True
-        if self.already_accepted(f"FundAccount.{step}", content):
-            return False
+            return encoded
+        if self.already_accepted(f"FundAccount.{step}", encoded):
+            return None
         raise IdempotencyConflict(
             f"movement {mid} was already recorded with different content", field="movement_id")
 
-    def _sign(self, step: str, content: dict[str, Any], authorise: Authoriser) -> list[dict]:
-        return authorise(step=f"FundAccount.{step}", subject=self.id, content=content,
+    def _sign(self, step: str, content: dict[str, Any], encoded: bytes,
+              authorise: Authoriser) -> list[dict]:
+        return authorise(step=f"FundAccount.{step}", subject=self.id, content=encoded,
                          rule=money_rule(self.level), region_path=self.region_path,
                          day=content["effective_date"])
 
@@ -145,9 +149,9 @@ class FundAccount(SignedAggregate):
         if not source:
             raise InvalidInput("name where the money comes from", field="source")
         c["source"] = source
-        if not self._retry_or_new("Received", c):
+        if (encoded := self._retry_or_new("Received", c)) is None:
             return False
-        self._received(**c, signatures=self._sign("Received", c, authorise))
+        self._received(**c, signatures=self._sign("Received", c, encoded, authorise))
         return True
 
     @event("Received")
@@ -164,7 +168,7 @@ class FundAccount(SignedAggregate):
                  authorise: Authoriser) -> bool:
         c = self._money(movement_id, amount_fen, effective_date, purpose, document_no)
         c["to_account_id"] = str(to.id)
-        if not self._retry_or_new("Allocated", c):
+        if (encoded := self._retry_or_new("Allocated", c)) is None:
             return False
         if to.level is not self.level.child or to.region_path.get(self.level.value) != self.region_code:
             raise InvalidInput(f"{to.name} is not an account one level below {self.name}",
@@ -172,7 +176,7 @@ class FundAccount(SignedAggregate):
         if to.fund_source != self.fund_source:
             raise InvalidInput("an allocation keeps its fund source", field="to_account_id")
         self._need(c["amount_fen"])
-        self._allocated(**c, signatures=self._sign("Allocated", c, authorise))
+        self._allocated(**c, signatures=self._sign("Allocated", c, encoded, authorise))
         to._allocation_received(movement_id=c["movement_id"], from_account_id=str(self.id),
                                 amount_fen=c["amount_fen"], effective_date=c["effective_date"],
                                 purpose=c["purpose"], document_no=c["document_no"])
@@ -209,7 +213,7 @@ class FundAccount(SignedAggregate):
             raise InvalidInput("must name the payee", field="payee_id")
         c.update(payee_kind=kind.value, payee_id=str(payee_id),
                  project_id=str(project_id) if project_id else None)
-        if not self._retry_or_new("Disbursed", c):
+        if (encoded := self._retry_or_new("Disbursed", c)) is None:
             return False
         p = purpose_of(c["purpose"])
         if kind not in p.payees:
@@ -231,7 +235,7 @@ class FundAccount(SignedAggregate):
                                    field="project_id")
             project.check_can_receive(day, c["amount_fen"], c["purpose"])
         self._need(c["amount_fen"])
-        self._disbursed(**c, signatures=self._sign("Disbursed", c, authorise))
+        self._disbursed(**c, signatures=self._sign("Disbursed", c, encoded, authorise))
         if project is not None and kind is not PayeeKind.HOUSEHOLD:
             project.record_payment(movement_id=c["movement_id"], account_id=str(self.id),
                                    amount_fen=c["amount_fen"], effective_date=day)
@@ -255,7 +259,7 @@ class FundAccount(SignedAggregate):
         original = self._movement(of_movement_id)
         c = self._money(movement_id, amount_fen, effective_date, purpose, document_no)
         c.update(of_movement_id=_movement_id(of_movement_id), reason=reason)
-        if not self._retry_or_new("Recovered", c):
+        if (encoded := self._retry_or_new("Recovered", c)) is None:
             return False
         self._same_purpose(original, c)
         if not reason:
@@ -267,7 +271,7 @@ class FundAccount(SignedAggregate):
         if c["amount_fen"] > outstanding:
             raise InvalidInput(f"only {outstanding} fen of that payment is still out",
                                field="amount_fen")
-        self._recovered(**c, signatures=self._sign("Recovered", c, authorise))
+        self._recovered(**c, signatures=self._sign("Recovered", c, encoded, authorise))
         if project is not None and self.project_of(c["of_movement_id"]) == str(project.id):
             project.record_refund(movement_id=c["movement_id"], of_movement_id=c["of_movement_id"],
                                   amount_fen=c["amount_fen"], effective_date=c["effective_date"])
@@ -292,7 +296,7 @@ class FundAccount(SignedAggregate):
         amount = original["amount"] - original["refunded"]
         c = self._money(movement_id, amount_fen, effective_date, purpose, document_no)
         c.update(of_movement_id=_movement_id(of_movement_id), reason=reason)
-        if not self._retry_or_new("Reversed", c):
+        if (encoded := self._retry_or_new("Reversed", c)) is None:
             return False
         self._same_purpose(original, c)
         if not reason:
@@ -313,7 +317,7 @@ class FundAccount(SignedAggregate):
                 raise NotFound("the receiving account is needed to reverse an allocation",
                                field="of_movement_id")
             counterpart._need(amount, "of_movement_id")
-        self._reversed(**c, signatures=self._sign("Reversed", c, authorise))
+        self._reversed(**c, signatures=self._sign("Reversed", c, encoded, authorise))
         if counterpart is not None and original["kind"] == "allocated":
             counterpart._allocation_reversed(movement_id=c["movement_id"],
                                              of_movement_id=c["of_movement_id"],

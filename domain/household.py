@@ -29,6 +29,7 @@ from domain.money import Purpose
 from domain.positions import STEP_RULES
 from domain.region import RegionPath, stable_id
 from domain.signed import Authoriser, SignedAggregate, business_date, step_name
+from domain.signing import canonical_json
 
 NOTICE_DAYS_MIN = 7  # 公示期不少于7天
 
@@ -255,7 +256,8 @@ class Household(SignedAggregate):
         Returns the signatures to store, or None when this exact step was already accepted.
         """
         day = business_date(content.get("effective_date"))
-        if self.already_accepted(f"Household.{step}", content):
+        encoded = canonical_json(content)  # once, for the retry check and every signer
+        if self.already_accepted(f"Household.{step}", encoded):
             return None
         if self.status not in allowed:
             raise StepOutOfOrder(
@@ -278,7 +280,7 @@ class Household(SignedAggregate):
                 raise ObjectionsOutstanding(
                     f"objections {sorted(k for k, v in self.objections.items() if v is None)} "
                     "are unresolved", field="step")
-        return authorise(step=f"Household.{step}", subject=self.id, content=content,
+        return authorise(step=f"Household.{step}", subject=self.id, content=encoded,
                          rule=STEP_RULES[f"Household.{step}"], region_path=self.region_path, day=day)
 
     def appraise(self, *, effective_date: dt.date, votes_for: int, votes_against: int,

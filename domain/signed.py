@@ -31,7 +31,7 @@ class Authoriser(Protocol):
     signed and the record time (see ``domain.authorisation.authorise``).
     """
 
-    def __call__(self, *, step: str, subject: UUID, content: Mapping[str, Any],
+    def __call__(self, *, step: str, subject: UUID, content: Mapping[str, Any] | bytes,
                  rule: StepRule, region_path: RegionPath, day: dt.date) -> list[dict]: ...
 
 
@@ -67,5 +67,5 @@ class SignedAggregate(Aggregate):
     def _init_accepted(self, step: str, content: Mapping[str, Any]) -> None:
         self.accepted = {content_digest(step, self.id, content): 1}
 
-    def already_accepted(self, step: str, content: Mapping[str, Any]) -> bool:
+    def already_accepted(self, step: str, content: Mapping[str, Any] | bytes) -> bool:
         return content_digest(step, self.id, content) in self.accepted
