@@ -1,0 +1,44 @@
+"""``zhuisu project``: lag before and after catching up, and a rebuild to the same place."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from typer.testing import CliRunner
+
+from api.cli import app
+from api.settings import Settings, build_app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:], _ = handlers, root.setLevel(level)
+    structlog.reset_defaults()
+
+
+def test_lag_catch_up_and_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZHUISU_DATABASE_URL", f"sqlite:///{tmp_path}/z.db")
+    monkeypatch.setenv("ZHUISU_ID_PEPPER_FILE", str(tmp_path / "pepper"))
+    zhuisu = build_app(Settings.from_env())
+    zhuisu.create_region("52", "贵州省", "province", None)
+    zhuisu.create_region("5226", "黔东南州", "city", "52")
+    zhuisu.close()
+
+    before = json.loads(runner.invoke(app, ["project", "lag"]).stdout)
+    assert {p["lag"] for p in before.values()} == {2}
+    caught = json.loads(runner.invoke(app, ["project", "catch-up"]).stdout)
+    assert set(caught.values()) == {2}
+    after = json.loads(runner.invoke(app, ["project", "lag"]).stdout)
+    assert {p["lag"] for p in after.values()} == {0}
+    rebuilt = runner.invoke(app, ["project", "rebuild", "--name", "register"])
+    assert json.loads(rebuilt.stdout) == {"register": 2}
