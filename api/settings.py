@@ -17,10 +17,11 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, quote, unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from domain.application import Zhuisu
 from domain.errors import InvalidInput
+from projections.store import database_url_of as store_url_of
 
 
 @dataclass(frozen=True)
@@ -114,21 +115,12 @@ class Settings:
 
 
 def database_url_of(app: Zhuisu) -> str:
-    """The database URL an application was built on (the inverse of ``eventsourcing_env``)."""
-    env = app.env
-    module = env.get("PERSISTENCE_MODULE", "")
-    if module == "eventsourcing.sqlite":
-        return f"sqlite:///{env['SQLITE_DBNAME']}"
-    if module == "eventsourcing.postgres":
-        user = quote(env.get("POSTGRES_USER", "postgres"), safe="")
-        password = env.get("POSTGRES_PASSWORD", "")
-        auth = f"{user}:{quote(password, safe='')}" if password else user
-        url = (f"postgresql://{auth}@{env.get('POSTGRES_HOST', '127.0.0.1')}:"
-               f"{env.get('POSTGRES_PORT', '5432')}/{env.get('POSTGRES_DBNAME', 'postgres')}")
-        schema = env.get("POSTGRES_SCHEMA")
-        return f"{url}?schema={schema}" if schema else url
-    raise InvalidInput(f"no database URL for the persistence module {module!r}",
-                       field="ZHUISU_DATABASE_URL")
+    """The database URL an application was built on (the inverse of ``eventsourcing_env``);
+    one implementation, ``projections.store.database_url_of``, shared by every layer."""
+    try:
+        return store_url_of(app)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="ZHUISU_DATABASE_URL") from exc
 
 
 def utc_now() -> dt.datetime:
