@@ -16,6 +16,7 @@ hypothesis example).  Each app records its ``database_url`` and ``pepper_file``.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import uuid
@@ -26,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import structlog
 
 from api.settings import Settings, build_app
 from domain.application import Zhuisu
@@ -178,3 +180,13 @@ def api(app: Zhuisu) -> Iterator[Any]:
 def admin_token(api: Any) -> str:
     """An administrator's bearer token for ``api`` (every region)."""
     return api.admin_token
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The CLI configures logging for the process; leave the next test as it was."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:], root.level = handlers, level
+    structlog.reset_defaults()

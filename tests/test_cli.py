@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import stat
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from api.cli import app
@@ -22,6 +19,8 @@ from domain.application import Zhuisu
 from domain.household import Household
 from domain.identity import check_digit
 from domain.official import Official
+
+pytestmark = pytest.mark.usefixtures("restore_logging")  # the CLI configures logging
 
 START = dt.date(2020, 1, 1)
 runner = CliRunner()
@@ -50,16 +49,6 @@ def application(code: str = "H1") -> dict[str, Any]:
         "head_name": "张三", "main_cause": "illness", "secondary_causes": [],
         "members": [{"name": "张三", "relation": "head", "id_number": id_number(100)}],
         "income_per_capita_fen": 200_000, "bank_account_hash": None}}
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI configures logging for the process; leave the next test as it was."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:], root.level = handlers, level
-    structlog.reset_defaults()
 
 
 @pytest.fixture

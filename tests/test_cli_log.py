@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
@@ -17,16 +14,9 @@ from api.cli import app
 from api.settings import Settings, build_app
 from audit.checkpoints import NoteKey
 
+pytestmark = pytest.mark.usefixtures("restore_logging")  # the CLI configures logging
+
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:], _ = handlers, root.setLevel(level)
-    structlog.reset_defaults()
 
 
 @pytest.fixture

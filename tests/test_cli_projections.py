@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from api.cli import app
 from api.settings import Settings, build_app
 
+pytestmark = pytest.mark.usefixtures("restore_logging")  # the CLI configures logging
+
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:], _ = handlers, root.setLevel(level)
-    structlog.reset_defaults()
 
 
 def test_lag_catch_up_and_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -19,16 +16,9 @@ from api.settings import Settings, build_app
 from api.tokens import Tokens
 from domain.application import Zhuisu
 
+pytestmark = pytest.mark.usefixtures("restore_logging")  # the CLI configures logging
+
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:], root.level = handlers, level
-    structlog.reset_defaults()
 
 
 @pytest.fixture
