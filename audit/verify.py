@@ -68,9 +68,11 @@ def _fold(hashes: Sequence[bytes]) -> bytes:
 def verify_log(source: Any, *, workers: int = 1, page: int = PAGE) -> VerificationResult:
     """Verify everything (see the module docstring); read-only, never catches up first.
 
-    ``workers`` > 1 spreads the pages over that many forked processes, each with its own
-    connection; the result is the same.  Use it from a command or batch job, not inside a
-    multi-threaded server (a fork copies one thread and whatever locks the others held).
+    ``workers`` > 1 spreads the pages over that many processes (this one and forked
+    children), each with its own connection; the result is the same.  Use it from a
+    command or batch job, not inside a multi-threaded server (a fork copies one thread and
+    whatever locks the others held).  On PostgreSQL each process also reads the next page
+    on a second connection in a thread while it hashes the current one (``audit.scan``).
     """
     if page < 2 or page & (page - 1):
         raise ValueError(f"page: expected a power of two >= 2, got {page}")
@@ -112,12 +114,74 @@ def _run_spans(store: AuditStore, size: int, page: int, cuts: list[int],
         with store.engine.connect() as conn:
             return [Span(store, conn, page).run(lo, hi, span_cuts(lo, hi)) for lo, hi in spans]
     store.engine.dispose()  # no pooled connection may be shared with a forked worker
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with ProcessPoolExecutor(len(spans), mp_context=context) as pool:
+    if "fork" in multiprocessing.get_all_start_methods():
+        return _forked_spans(store, spans, page, span_cuts)
+    with ProcessPoolExecutor(len(spans),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(scan_span, store.config, lo, hi, page, span_cuts(lo, hi))
                    for lo, hi in spans]
         return [f.result() for f in futures]
+
+
+_FORKED: AuditStore | None = None  # the store a forked worker inherits (its engine warm)
+
+
+def _forked_spans(store: AuditStore, spans: list[tuple[int, int]], page: int,
+                  span_cuts: Callable[[int, int], list[int]]) -> list[SpanReport]:
+    """The first span in this process, each other one in a forked child that inherits the
+    store (engine and dialect ready, its pool empty) and sends its report back on a pipe:
+    no executor to start, no store to open per worker."""
+    global _FORKED
+    context = multiprocessing.get_context("fork")
+    children = []
+    _FORKED = store
+    try:
+        for lo, hi in spans[1:]:
+            receive, send = context.Pipe(duplex=False)
+            child = context.Process(target=_forked_span, daemon=True,
+                                    args=(send, lo, hi, page, span_cuts(lo, hi)))
+            child.start()
+            send.close()
+            children.append((child, receive))
+    finally:
+        _FORKED = None
+    done = False
+    try:
+        lo, hi = spans[0]
+        with store.engine.connect() as conn:
+            reports = [Span(store, conn, page).run(lo, hi, span_cuts(lo, hi))]
+        for child, receive in children:
+            try:
+                ok, report = receive.recv()
+            except EOFError:
+                child.join()
+                raise RuntimeError(f"verification worker {child.pid} ended without a "
+                                   f"report (exit code {child.exitcode})") from None
+            if not ok:
+                raise RuntimeError(f"verification worker {child.pid}: {report}")
+            reports.append(report)
+        done = True
+        return reports
+    finally:
+        for child, receive in children:
+            receive.close()
+            if not done:
+                child.terminate()
+            child.join()
+
+
+def _forked_span(send: Any, lo: int, hi: int, page: int, cuts: list[int]) -> None:
+    """A forked worker: scan leaves [lo, hi) on a connection of its own, send the report."""
+    store = _FORKED
+    assert store is not None, "expected the store inherited from the parent"
+    try:
+        store.engine.dispose(close=False)  # the parent's connections stay the parent's
+        with store.engine.connect() as conn:
+            result: tuple[bool, Any] = (True, Span(store, conn, page).run(lo, hi, cuts))
+    except Exception as exc:  # the parent raises it; the child only reports
+        result = (False, f"{type(exc).__name__}: {exc}")
+    send.send(result)
+    send.close()
 
 
 def _combine(store: AuditStore, conn: Connection, reports: list[SpanReport], page: int,

@@ -33,7 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.settings import Settings, utc_now  # noqa: E402
 from domain.application import Zhuisu  # noqa: E402
-from domain.fund_account import FundAccount  # noqa: E402
 from domain.household import INCOME_LINES_FEN, Household  # noqa: E402
 from domain.identity import check_digit  # noqa: E402
 from domain.official import Official  # noqa: E402

@@ -7,10 +7,11 @@ ZHUISU_TEST_POSTGRES_URL is set):
    application's verbs (regions, units, officials with positions and keys), copied under new
    aggregate ids with raw SQL up to N rows of the same sizes and topics.  The tree is caught
    up (rate printed) and a checkpoint signed.  ``audit.verify.verify_log`` then runs with one
-   process and with one worker per CPU; in the same run, ``hashlib.sha256`` over the same
-   canonical record bytes, one call per record, gives the raw ceiling.  Target: full
-   verification ≥ 1/2 of the raw rate.  The stages of one page of the verifier are timed
-   alone too, as multiples of the raw hash, to show where the time goes.
+   process and with one worker per CPU; in the same run, interleaved with them,
+   ``hashlib.sha256`` over the same canonical record bytes, one call per record, gives the
+   raw ceiling (best of ``--runs`` each).  Target: full verification ≥ 1/2 of the raw rate.
+   The stages of one page of the verifier are timed alone too, as multiples of the raw
+   hash, to show where the time goes.
 2. Proofs at 10^4, 10^5 and 10^6 leaves, through the command path (events table, catch-up,
    signed checkpoints at eight sizes): inclusion-proof bundles for random events
    (``audit.log.prove_inclusion``) and their offline verification
@@ -19,7 +20,7 @@ ZHUISU_TEST_POSTGRES_URL is set):
    Median and 95th percentile in ms and the proof length.  Target: under 10 ms at 10^6.
 
     python bench/verify.py [--events 100000] [--sizes 10000,100000,1000000]
-                           [--stores sqlite,postgres] [--samples 200]
+                           [--stores sqlite,postgres] [--samples 200] [--runs 3]
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from api.settings import Settings, build_app  # noqa: E402
 from audit import log, proofs, tree_store  # noqa: E402
 from audit.records import encode_record, leaf_hashes  # noqa: E402
 from audit.store import AuditConfig, AuditStore  # noqa: E402
-from audit.scan import PAGE, subtree_levels  # noqa: E402
+from audit.scan import PAGE, PageData, PageReader, subtree_levels  # noqa: E402
 from audit.verify import verify_log  # noqa: E402
 
 ORIGIN = "bench.zhuisu.example/log"
@@ -142,7 +143,7 @@ def best_of(runs: int, fn: Callable[[], object]) -> float:
     return best
 
 
-def full_verification(kind: str, events: int, workdir: Path) -> None:
+def full_verification(kind: str, events: int, workdir: Path, runs: int) -> None:
     with fresh_store(kind, workdir) as store:
         grow_events(store, events)
         began = time.perf_counter()
@@ -154,18 +155,24 @@ def full_verification(kind: str, events: int, workdir: Path) -> None:
         records = [encode_record(r) for r in rows]
         size = sum(map(len, records)) / len(records)
         sha256 = hashlib.sha256
-        raw = best_of(3, lambda: [sha256(r).digest() for r in records])
         cpus = os.cpu_count() or 1
-        one = min(_timed_verify(store, 1) for _ in range(2))
-        many = min(_timed_verify(store, cpus) for _ in range(2)) if cpus > 1 else one
+        counts = [1, cpus] if cpus > 1 else [1]
+        # Interleaved, best of ``runs`` each: the raw hash and every verification see the
+        # same machine (which may be shared) as nearly as can be.
+        raw, took = float("inf"), dict.fromkeys(counts, float("inf"))
+        for _ in range(runs):
+            raw = min(raw, best_of(1, lambda: [sha256(r).digest() for r in records]))
+            for workers in counts:
+                took[workers] = min(took[workers], _timed_verify(store, workers))
         n = state.size
-        print(f"\n[{kind}] full verification of {n} events (mean record {size:.0f} bytes)")
+        print(f"\n[{kind}] full verification of {n} events (mean record {size:.0f} bytes, "
+              f"best of {runs})")
         print(f"  tree catch-up (command path)      {n / built:12,.0f} leaves/s")
         print(f"  raw hashlib.sha256, one core      {n / raw:12,.0f} records/s")
-        print(f"  verify_log, 1 process             {n / one:12,.0f} events/s"
-              f"   = {raw / one:.2f} of raw")
-        print(f"  verify_log, {cpus} worker processes   {n / many:12,.0f} events/s"
-              f"   = {raw / many:.2f} of raw   (target >= 0.50)")
+        for workers in counts:
+            label = "1 process" if workers == 1 else f"{workers} worker processes"
+            print(f"  verify_log, {label:22s}{n / took[workers]:12,.0f} events/s"
+                  f"   = {raw / took[workers]:.2f} of raw   (target >= 0.50)")
         _stages(store, rows[:PAGE], records[:PAGE])
 
 
@@ -176,18 +183,44 @@ def _timed_verify(store: AuditStore, workers: int) -> float:
 
 
 def _stages(store: AuditStore, rows: list[tuple], records: list[bytes]) -> None:
-    """One page of the verifier's work, stage by stage, as multiples of the raw hash."""
+    """One page of the verifier's work, stage by stage, as multiples of the raw hash.
+
+    Per record the verifier hashes twice (the record's leaf, and on average one interior
+    node), reads the record and the stored leaf and node, and compares; the raw hash is one
+    call per record, so one process cannot pass about half the raw rate even with free
+    reads.  A stage that reads runs on the database too: on PostgreSQL the server's share
+    (``fetch`` minus the driver's) overlaps with the hashing of the previous page.
+    """
     sha256 = hashlib.sha256
-    leaves = store.table_sql("merkle_leaves")
+    reader = PageReader(store)
     n = len(rows)
-    hashes = leaf_hashes(rows)
+    hashes = b"".join(leaf_hashes(rows))
     with store.engine.connect() as conn:
-        stages = {
-            "read records (JOIN by leaf)": lambda: store.events.by_leaf(conn, leaves, 0, n),
-            "count events in range": lambda: store.events.count(conn, 0, rows[-1][0]),
-            "encode + leaf hash": lambda: leaf_hashes(rows),
-            "interior nodes": lambda: subtree_levels(hashes),
-        }
+        if store.dialect == "sqlite":
+            joined = store.events.by_leaf(conn, reader.leaves, 0, n)
+            stages = {
+                "read records + leaves (JOIN)": lambda: store.events.by_leaf(
+                    conn, reader.leaves, 0, n),
+                "count events in range": lambda: store.events.count(conn, 0, rows[-1][0]),
+                "encode + leaf hash + compare": lambda: reader.leaves_if_all_match(
+                    PageData(0, {}, joined, n), n),
+            }
+        else:
+            inputs = store.events.leaf_inputs(conn, -(2**63), n)
+            leaves = store.raw(conn, f"SELECT position, leaf_hash FROM {reader.leaves} "
+                                     f"WHERE leaf_index >= 0 AND leaf_index < ? "
+                                     f"ORDER BY leaf_index", (n,))
+            stages = {
+                "read stored leaves": lambda: store.raw(
+                    conn, f"SELECT position, leaf_hash FROM {reader.leaves} WHERE "
+                          f"leaf_index >= 0 AND leaf_index < ? ORDER BY leaf_index", (n,)),
+                "read records as leaf inputs": lambda: store.events.leaf_inputs(
+                    conn, -(2**63), n),
+                "leaf hash + compare": lambda: reader.leaves_if_all_match(
+                    PageData(-(2**63), {}, leaves, records=inputs), n),
+            }
+        stages["read stored nodes (one query)"] = lambda: reader.node_levels(conn, 0, n)
+        stages["interior nodes"] = lambda: subtree_levels(hashes)
         raw = best_of(20, lambda: [sha256(r).digest() for r in records])
         print(f"  per record, one page of {n} (raw hash = {raw / n * 1e6:.2f} us):")
         for name, fn in stages.items():
@@ -251,13 +284,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--stores", default="sqlite,postgres")
+    parser.add_argument("--runs", type=int, default=3, help="full verifications per worker "
+                        "count (the best counts)")
     args = parser.parse_args()
     stores = [s for s in args.stores.split(",") if s == "sqlite" or postgres_url()]
     sizes = [int(s) for s in args.sizes.split(",") if s]
     print(f"zhuisu verification benchmark: {os.cpu_count()} CPUs, stores {stores}")
     with tempfile.TemporaryDirectory() as tmp:
         for kind in stores:
-            full_verification(kind, args.events, Path(tmp))
+            full_verification(kind, args.events, Path(tmp), args.runs)
         for kind in stores:
             proof_benchmark(kind, sizes, args.samples, Path(tmp))
 

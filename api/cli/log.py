@@ -9,6 +9,7 @@ one with nothing but the bundle and the log's public key — no database.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -52,7 +53,8 @@ def checkpoint(
 def verify(
     kept: Annotated[Path | None, typer.Option("--checkpoint", help="a checkpoint note kept "
                                               "outside the store, to hold the log against")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="processes scanning the log")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="processes scanning the log "
+                                         "(default: one per CPU)")] = os.cpu_count() or 1,
     as_json: Annotated[bool, typer.Option("--json", help="print the full result as JSON")] = False,
 ) -> None:
     """Recompute the tree from every stored record; compare with the stored tree and every
