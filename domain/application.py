@@ -7,8 +7,9 @@
 
 ``content`` is exactly what each signer signed (``domain.signing``).  Administrative verbs
 (regions, units, officials and their keys, opening accounts) are not signed steps; the API
-restricts them to administrators.  Record time comes from the injected clock, so nothing
-here reads the system clock itself.
+restricts them to administrators.  Record time comes from the injected clock — also the
+timestamp stored with every event (``recording``) — so nothing here reads the system
+clock itself.
 """
 
 from __future__ import annotations
@@ -23,10 +24,17 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, CanCreateTimestamp
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from domain.authorisation import Verifier, authorise, parse_signatures
+from domain.case import (
+    OVERSIGHT_LEVELS,
+    OVERSIGHT_RESPONSIBILITIES,
+    Basis,
+    Case,
+    PolicySuspended,
+)
 from domain.errors import AlreadyExists, InvalidInput, NotFound
 from domain.fund_account import FundAccount
 from domain.household import Household
@@ -38,6 +46,42 @@ from domain.signed import Authoriser
 from domain.signing import verify_signature
 
 A = TypeVar("A", bound=Aggregate)
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Record time: eventsourcing stamps every new event itself (``CanCreateTimestamp``) with the
+# system clock.  While a verb of ``Zhuisu`` runs, the stamp comes from that application's
+# clock instead, so the record time stored with each event is the one the domain's rules
+# saw (key revocation, ``BACKDATED``), and a simulated clock (the demo) simulates both.
+_RECORD_CLOCK: ContextVar[Callable[[], dt.datetime] | None] = ContextVar(
+    "zhuisu-record-clock", default=None)
+
+
+def _stamp_events_with_the_record_clock() -> None:
+    system_clock = CanCreateTimestamp.create_timestamp
+    if getattr(system_clock, "zhuisu_record_clock", False):
+        return
+
+    def create_timestamp() -> dt.datetime:
+        clock = _RECORD_CLOCK.get()
+        return system_clock() if clock is None else clock()
+
+    create_timestamp.zhuisu_record_clock = True  # type: ignore[attr-defined]
+    CanCreateTimestamp.create_timestamp = staticmethod(create_timestamp)  # type: ignore[method-assign]
+
+
+_stamp_events_with_the_record_clock()
+
+
+def recording(method: F) -> F:
+    """A verb that records events: they are stamped by the application's clock."""
+    @functools.wraps(method)
+    def verb(self: Zhuisu, *args: Any, **kwargs: Any) -> Any:
+        token = _RECORD_CLOCK.set(self.clock)
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            _RECORD_CLOCK.reset(token)
+    return verb  # type: ignore[return-value]
 
 
 class DateAsISO(Transcoding):
@@ -122,13 +166,15 @@ class Zhuisu(Application):
         self.id_pepper = id_pepper
         self.clock = clock
         self.verifier = verifier
-        # The open batch of this thread / task, if any (see ``batch``).
-        self._batch_var: ContextVar[dict[UUID, Aggregate] | None] = ContextVar(
-            f"zhuisu-batch-{id(self)}", default=None)
+        # The open batch of this thread / task, if any (see ``batch``): the aggregates it
+        # touched, and their new events in the order the commands made them.
+        self._batch_var: ContextVar[tuple[dict[UUID, Aggregate], list[Any]] | None] = \
+            ContextVar(f"zhuisu-batch-{id(self)}", default=None)
 
     @property
     def _batch(self) -> dict[UUID, Aggregate] | None:
-        return self._batch_var.get()
+        batch = self._batch_var.get()
+        return None if batch is None else batch[0]
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -159,29 +205,37 @@ class Zhuisu(Application):
         return bool(self.recorder.select_events(aggregate_id, limit=1))
 
     def _commit(self, *aggregates: Aggregate | None) -> None:
-        if self._batch is not None:
-            for agg in aggregates:
-                if agg is not None:
-                    self._batch[agg.id] = agg
-        else:
+        batch = self._batch_var.get()
+        if batch is None:
             self.save(*aggregates)
+            return
+        touched, events = batch
+        for agg in aggregates:
+            if agg is not None:
+                touched[agg.id] = agg
+                events.extend(agg.collect_events())
 
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Run many commands and store all their events in one transaction (bulk loads).
 
         Every command still passes every check; a refused command changes nothing, so the
-        batch holds only accepted steps.
+        batch holds only accepted steps.  The events are stored in the order the commands
+        made them, so the log reads as the commands ran.
         """
-        batch: dict[UUID, Aggregate] = {}
-        token = self._batch_var.set(batch)
+        touched: dict[UUID, Aggregate] = {}
+        events: list[Any] = []
+        token = self._batch_var.set((touched, events))
+        stamp = _RECORD_CLOCK.set(self.clock)
         try:
             yield
-            self.save(*batch.values())
+            self.save(*events, *touched.values())
         finally:
+            _RECORD_CLOCK.reset(stamp)
             self._batch_var.reset(token)
 
     # administration (unsigned; restricted by the API) -------------------------------
+    @recording
     def create_region(self, code: str, name: str, level: str, parent_code: str | None,
                       population: int | None = None) -> UUID:
         try:
@@ -199,6 +253,7 @@ class Zhuisu(Application):
     def region(self, code: str, field: str = "region_code") -> Region:
         return self.load(Region, Region.create_id(code), field)
 
+    @recording
     def establish_unit(self, code: str, name: str, kind: str, region_code: str) -> UUID:
         if self.exists(Unit.create_id(code)):
             raise AlreadyExists(f"unit {code} exists", field="code")
@@ -206,6 +261,7 @@ class Zhuisu(Application):
         self._commit(unit)
         return unit.id
 
+    @recording
     def register_official(self, code: str, name: str, unit_code: str, id_number: str) -> UUID:
         unit = self.load(Unit, Unit.create_id(unit_code), "unit_code")
         if self.exists(Official.create_id(code)):
@@ -220,24 +276,32 @@ class Zhuisu(Application):
     def official(self, code: str, field: str = "official_code") -> Official:
         return self.load(Official, Official.create_id(code), field)
 
+    @recording
     def take_position(self, official_code: str, kind: str, region_code: str, start: dt.date,
                       responsibility: str | None = None) -> None:
         official = self.official(official_code)
-        official.take_position(kind, self.region(region_code), parse_date(start, "start"),
-                               responsibility)
-        self._commit(official)
+        region = self.region(region_code)
+        official.take_position(kind, region, parse_date(start, "start"), responsibility)
+        held = official.positions[-1]
+        region.record_holder(str(official.id), kind, held.responsibility, held.start)
+        self._commit(official, region)
 
+    @recording
     def leave_position(self, official_code: str, kind: str, region_code: str, end: dt.date) -> None:
         official = self.official(official_code)
         official.leave_position(kind, region_code, parse_date(end, "end"))
-        self._commit(official)
+        region = self.region(region_code)
+        region.record_holder_left(str(official.id), kind, parse_date(end, "end"))
+        self._commit(official, region)
 
+    @recording
     def register_key(self, official_code: str, public_key_b64: str, valid_from: dt.date) -> str:
         official = self.official(official_code)
         key_id = official.register_key(public_key_b64, parse_date(valid_from, "valid_from"))
         self._commit(official)
         return key_id
 
+    @recording
     def rotate_key(self, official_code: str, old_key_id: str, public_key_b64: str,
                    effective_date: dt.date) -> str:
         official = self.official(official_code)
@@ -245,17 +309,20 @@ class Zhuisu(Application):
         self._commit(official)
         return key_id
 
+    @recording
     def revoke_key(self, official_code: str, key_id: str, effective_date: dt.date,
                    reason: str) -> None:
         official = self.official(official_code)
         official.revoke_key(key_id, parse_date(effective_date), reason, self.clock())
         self._commit(official)
 
+    @recording
     def declare_relative(self, official_code: str, id_number: str, relation: str) -> None:
         official = self.official(official_code)
         official.declare_relative(hash_id_number(id_number, self.id_pepper), relation)
         self._commit(official)
 
+    @recording
     def open_account(self, region_code: str, fund_source: str, name: str = "") -> UUID:
         region = self.region(region_code)
         if self.exists(FundAccount.create_id(region_code, fund_source)):
@@ -286,6 +353,7 @@ class Zhuisu(Application):
 
         return check
 
+    @recording
     def execute(self, command: Mapping[str, Any]) -> dict[str, Any]:
         """Run one signed step.  Returns the subject id and whether anything new was stored."""
         step = command.get("step")
@@ -391,6 +459,16 @@ class Zhuisu(Application):
         elif kw.get("payee_kind") == "supplier" and kw.get("project_id"):
             project = self.load(Project, kw["project_id"], "content.project_id")
         version = account.version
+        village = (household or project).region_path.get("village") if (household or project) \
+            else None
+        if village and not account.already_accepted("FundAccount.Disbursed", {
+                **kw, "project_id": kw.get("project_id")}):
+            case_no = self.region(village).suspension_of(str(kw.get("purpose")))
+            if case_no is not None:
+                raise PolicySuspended(
+                    f"{kw.get('purpose')} payments to village {village} are suspended while "
+                    f"case {case_no} is open and not rectified (暂停享受相关政策)",
+                    field="content.purpose", case_no=case_no)
         account.disburse(**kw, household=household, project=project, authorise=authorise)
         self._commit(account, project)
         return account.id, account.version != version
@@ -420,6 +498,171 @@ class Zhuisu(Application):
     def _project_of(self, account: FundAccount, movement_id: Any) -> Project | None:
         pid = account.project_of(str(movement_id))
         return self.load(Project, pid) if pid else None
+
+    # cases (纪检监察) ------------------------------------------------------------------
+    def case(self, case_no: str, field: str = "case_no") -> Case:
+        return self.load(Case, Case.create_id(str(case_no)), field)
+
+    def oversight_leaders(self, official_ids: list[str], day: dt.date) -> list[dict]:
+        """一案双查: who held a responsibility position, on ``day``, over the village or
+        township where each official held a position, and over the level above."""
+        found: dict[str, dict] = {}
+        for oid in official_ids:
+            official = self.load(Official, oid, "persons")
+            for pos in official.positions_on(day) or official.positions[-1:]:
+                region = self.region(pos.region_code)
+                if region.level.value not in OVERSIGHT_LEVELS:
+                    continue
+                over = [region] + ([self.region(region.parent_code)] if region.parent_code else [])
+                for r in over:
+                    for h in r.holders_on(day):
+                        if h["responsibility"] not in OVERSIGHT_RESPONSIBILITIES or \
+                                h["official_id"] in found or h["official_id"] in official_ids:
+                            continue
+                        found[h["official_id"]] = {
+                            "official_id": h["official_id"], "basis": Basis.OVERSIGHT.value,
+                            "region_code": r.code, "position": h["kind"],
+                            "reason": f"一案双查: {h['kind']} ({h['responsibility']}) at {r.code} "
+                                      f"on {day.isoformat()}, over {official.code} "
+                                      f"({pos.kind} at {region.code})"}
+        return list(found.values())
+
+    @recording
+    def open_case(self, *, case_no: str, case_type: str, title: str, region_code: str,
+                  effective_date: Any, incident_date: Any = None,
+                  subjects: list[dict] | None = None, evidence: list[dict] | None = None,
+                  flag_ids: list[str] | None = None, suspend_policies: list[str] | None = None,
+                  recorded_by: str) -> dict[str, Any]:
+        """立案.  ``subjects``: [{official_id, reason}] — the persons whose conduct is in
+        question; 一案双查 adds their leaders (see ``oversight_leaders``)."""
+        opened = parse_date(effective_date)
+        incident = parse_date(incident_date, "incident_date") if incident_date else opened
+        region = self.region(region_code)
+        cid = Case.create_id(str(case_no))
+        persons: list[dict] = []
+        for i, s in enumerate(subjects or []):
+            if not isinstance(s, Mapping) or not s.get("reason"):
+                raise InvalidInput("each subject is {official_id, reason}",
+                                   field=f"subjects[{i}]")
+            official = self.load(Official, s.get("official_id"), f"subjects[{i}].official_id")
+            if any(p["official_id"] == str(official.id) for p in persons):
+                raise InvalidInput("the same official is listed twice",
+                                   field=f"subjects[{i}].official_id")
+            persons.append({"official_id": str(official.id), "basis": Basis.SUBJECT.value,
+                            "reason": str(s["reason"]), "region_code": official.region_code,
+                            "position": None})
+        if self.exists(cid):
+            case = self.load(Case, cid)
+            if case.case_type == case_type and case.title == title and \
+                    case.region_code == region.code and case.opened_on == opened:
+                return {"case_id": str(cid), "recorded": False}
+            raise AlreadyExists(f"case {case_no} exists", field="case_no")
+        persons += self.oversight_leaders([p["official_id"] for p in persons], incident)
+        case = Case.open(case_no=case_no, case_type=case_type, title=title,
+                         region_code=region.code, region_path=region.path,
+                         effective_date=opened, incident_date=incident, persons=persons,
+                         evidence=evidence or [], flag_ids=flag_ids or [],
+                         suspend_policies=suspend_policies or [], recorded_by=recorded_by)
+        if case.suspend_policies:
+            region.suspend_policies(str(cid), case.case_no, case.suspend_policies, opened)
+            self._commit(case, region)
+        else:
+            self._commit(case)
+        return {"case_id": str(cid), "recorded": True}
+
+    @recording
+    def case_step(self, case_no: str, verb: str, **kwargs: Any) -> dict[str, Any]:
+        """One step on an open case: link_evidence, add_person, record_finding,
+        impose_accountability, add_rectification_item, complete_rectification_item,
+        rectify, close (see ``domain.case.Case``)."""
+        allowed = {"link_evidence", "add_person", "record_finding", "impose_accountability",
+                   "add_rectification_item", "complete_rectification_item", "rectify", "close"}
+        if verb not in allowed:
+            raise InvalidInput(f"one of {sorted(allowed)}", field="step")
+        case = self.case(case_no)
+        for name in ("effective_date", "deadline"):
+            if name in kwargs:
+                kwargs[name] = parse_date(kwargs[name], name)
+        if verb in ("add_person", "impose_accountability") and "official_id" in kwargs:
+            self.load(Official, kwargs["official_id"], "official_id")
+        if verb == "add_rectification_item":
+            self.load(Official, kwargs.get("official_id"), "official_id")
+            self.load(Unit, Unit.create_id(str(kwargs.get("unit_code"))), "unit_code")
+        try:
+            method = getattr(case, verb)
+            params = inspect.signature(method).parameters
+            unknown = sorted(set(kwargs) - set(params))
+            if unknown:
+                raise InvalidInput(f"{verb} takes {sorted(params)}", field=unknown[0])
+            missing = sorted(n for n, p in params.items()
+                             if p.default is inspect.Parameter.empty and n not in kwargs)
+            if missing:
+                raise InvalidInput(f"{verb} needs {missing[0]}", field=missing[0])
+            result = method(**kwargs)
+        except TypeError as exc:  # pragma: no cover - guarded above
+            raise InvalidInput(str(exc), field="step") from exc
+        if verb == "rectify" and result and case.suspend_policies:
+            village = self.region(case.region_code)
+            village.resume_policies(str(case.id), kwargs["effective_date"])
+            self._commit(case, village)
+        else:
+            self._commit(case)
+        return {"case_id": str(case.id), "recorded": bool(result)}
+
+    def payment_for_recovery(self, account_id: Any, movement_id: Any, field: str) -> dict:
+        """A standing payment as a recovery order needs it: amount still out, signers."""
+        account = self.load(FundAccount, account_id, f"{field}.account_id")
+        mid = str(movement_id)
+        m = account.movements.get(mid)
+        if m is None or m["kind"] != "disbursed":
+            raise NotFound(f"no payment {mid} on account {account.id}", field=f"{field}.movement_id")
+        if m["reversed"]:
+            raise InvalidInput("the payment was reversed; nothing to recover",
+                               field=f"{field}.movement_id")
+        signers = None
+        for e in self.events.get(account.id):
+            if type(e).__name__ == "Disbursed" and e.movement_id == mid:
+                signers = [{"official_id": s["official_id"], "role": s["role"]}
+                           for s in e.signatures]
+                break
+        assert signers is not None, "a standing payment has its Disbursed event"
+        return {"account_id": str(account.id), "movement_id": mid,
+                "outstanding_fen": m["amount"] - m["refunded"], "purpose": m["purpose"],
+                "payee_kind": m.get("payee_kind"), "payee_id": m.get("payee_id"),
+                "signers": signers}
+
+    @recording
+    def order_recovery(self, case_no: str, *, order_id: str, payments: list[dict],
+                       effective_date: Any, reason: str, recorded_by: str) -> dict[str, Any]:
+        """谁签字谁追回: an order to recover wrongly paid money from the payments' signers."""
+        case = self.case(case_no)
+        if not isinstance(payments, list) or not payments:
+            raise InvalidInput("a recovery order names at least one payment", field="payments")
+        found = []
+        for i, p in enumerate(payments):
+            if not isinstance(p, Mapping):
+                raise InvalidInput("each payment is {account_id, movement_id, amount_fen}",
+                                   field=f"payments[{i}]")
+            info = self.payment_for_recovery(p.get("account_id"), p.get("movement_id"),
+                                             f"payments[{i}]")
+            found.append({**info, "amount_fen": p.get("amount_fen", info["outstanding_fen"])})
+        recorded = case.order_recovery(order_id=order_id, payments=found,
+                                       effective_date=parse_date(effective_date),
+                                       reason=reason, recorded_by=recorded_by)
+        self._commit(case)
+        return {"case_id": str(case.id), "recorded": recorded}
+
+    @recording
+    def record_survey(self, region_code: str, *, survey_id: str, year: int, effective_date: Any,
+                      surveyed: int, satisfied: int, recorded_by: str) -> dict[str, Any]:
+        """群众满意度调查 of a village, township or county."""
+        region = self.region(region_code)
+        if not survey_id:
+            raise InvalidInput("must not be empty", field="survey_id")
+        recorded = region.record_survey(str(survey_id), year, parse_date(effective_date),
+                                        surveyed, satisfied, recorded_by)
+        self._commit(region)
+        return {"region_id": str(region.id), "recorded": recorded}
 
     # reads ---------------------------------------------------------------------------
     def stored_events(self, aggregate_id: UUID, after: int = 0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -56,6 +57,9 @@ class Region(Aggregate):
         self.parent_code = parent_code
         self.path: RegionPath = dict(path)
         self.population = population
+        self.holders: list[dict] = []  # positions held here: official, kind, start, end
+        self.suspensions: dict[str, dict] = {}  # case id → {case_no, purposes}
+        self.surveys: dict[str, dict] = {}  # survey id → satisfaction survey
 
     @classmethod
     def create(cls, code: str, name: str, level: RegionLevel, parent: Region | None,
@@ -86,6 +90,86 @@ class Region(Aggregate):
         path[level.value] = code
         return cls(code=code, name=name, level=level.value,
                    parent_code=parent.code if parent else None, path=path, population=population)
+
+
+    # who held which position here (for 一案双查) ----------------------------------------
+    def record_holder(self, official_id: str, kind: str, responsibility: str,
+                      start: dt.date) -> None:
+        self._holder_appointed(official_id=official_id, kind=kind,
+                               responsibility=responsibility, start=start)
+
+    @event("HolderAppointed")
+    def _holder_appointed(self, official_id: str, kind: str, responsibility: str,
+                          start: dt.date) -> None:
+        self.holders.append({"official_id": official_id, "kind": kind,
+                             "responsibility": responsibility, "start": start, "end": None})
+
+    def record_holder_left(self, official_id: str, kind: str, end: dt.date) -> None:
+        if any(h["official_id"] == official_id and h["kind"] == kind and h["end"] is None
+               for h in self.holders):
+            self._holder_left(official_id=official_id, kind=kind, end=end)
+
+    @event("HolderLeft")
+    def _holder_left(self, official_id: str, kind: str, end: dt.date) -> None:
+        for h in self.holders:
+            if h["official_id"] == official_id and h["kind"] == kind and h["end"] is None:
+                h["end"] = end
+
+    def holders_on(self, day: dt.date) -> list[dict]:
+        return [h for h in self.holders
+                if h["start"] <= day and (h["end"] is None or day < h["end"])]
+
+    # policy suspension (暂停政策) while a case is open --------------------------------
+    def suspend_policies(self, case_id: str, case_no: str, purposes: list[str],
+                         effective_date: dt.date) -> None:
+        if case_id not in self.suspensions:
+            self._policy_suspended(case_id=case_id, case_no=case_no, purposes=list(purposes),
+                                   effective_date=effective_date)
+
+    @event("PolicySuspended")
+    def _policy_suspended(self, case_id: str, case_no: str, purposes: list[str],
+                          effective_date: dt.date) -> None:
+        self.suspensions[case_id] = {"case_no": case_no, "purposes": list(purposes)}
+
+    def resume_policies(self, case_id: str, effective_date: dt.date) -> None:
+        if case_id in self.suspensions:
+            self._policy_resumed(case_id=case_id, effective_date=effective_date)
+
+    @event("PolicyResumed")
+    def _policy_resumed(self, case_id: str, effective_date: dt.date) -> None:
+        self.suspensions.pop(case_id, None)
+
+    def suspension_of(self, purpose: str) -> str | None:
+        """The case number of an open case suspending ``purpose`` here, if any."""
+        for _, s in sorted(self.suspensions.items()):
+            if purpose in s["purposes"]:
+                return s["case_no"]
+        return None
+
+    # 群众满意度 ---------------------------------------------------------------------
+    def record_survey(self, survey_id: str, year: int, effective_date: dt.date,
+                      surveyed: int, satisfied: int, recorded_by: str) -> bool:
+        for name, v in (("surveyed", surveyed), ("satisfied", satisfied), ("year", year)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise InvalidInput("must be a non-negative integer", field=name)
+        if surveyed == 0:
+            raise InvalidInput("a survey asks at least one household", field="surveyed")
+        if satisfied > surveyed:
+            raise InvalidInput("cannot exceed the households surveyed", field="satisfied")
+        content = {"year": year, "surveyed": surveyed, "satisfied": satisfied}
+        if survey_id in self.surveys:
+            if self.surveys[survey_id] == content:
+                return False
+            raise InvalidInput(f"survey {survey_id} was recorded with other figures",
+                               field="survey_id")
+        self._surveyed(survey_id=survey_id, **content, effective_date=effective_date,
+                       recorded_by=recorded_by)
+        return True
+
+    @event("SatisfactionSurveyed")
+    def _surveyed(self, survey_id: str, year: int, surveyed: int, satisfied: int,
+                  effective_date: dt.date, recorded_by: str) -> None:
+        self.surveys[survey_id] = {"year": year, "surveyed": surveyed, "satisfied": satisfied}
 
 
 class UnitKind(str, enum.Enum):

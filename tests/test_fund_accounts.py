@@ -570,3 +570,23 @@ def test_two_instances_disbursing_from_one_account_cannot_lose_an_update(store, 
 
     assert isinstance(conflict.value, IntegrityError)
     assert account_state(store.app_on(world.app.database_url), account) == (40_000, 100_000, 60_000)
+
+
+def test_a_batch_stores_its_events_in_the_order_the_commands_ran(world) -> None:
+    app = world.app
+    hid = a_registered_household(world, "H1")
+    t, c = world.account(TOWNSHIP), world.account(COUNTY)
+    before = app.recorder.max_notification_id()
+    with app.batch():
+        run(world, "FundAccount.Received", t, receipt(300_000))
+        run(world, "Household.AnnualReviewRecorded", hid, {
+            "year": 2025, "effective_date": "2025-03-01", "income_per_capita_fen": 350_000,
+            "members_count": 3, "notes": ""})
+        run(world, "FundAccount.Received", c, receipt(100_000))
+        run(world, "FundAccount.Disbursed", t, household_payment(hid, 50_000))
+
+    stored = app.recorder.select_notifications(start=before + 1, limit=10)
+    assert [(n.topic.rpartition(":")[2], str(n.originator_id)) for n in stored] == [
+        ("FundAccount.Received", str(t)), ("Household.AnnualReviewRecorded", str(hid)),
+        ("FundAccount.Received", str(c)), ("FundAccount.Disbursed", str(t))]
+    assert world.balance(t) == 250_000 and world.balance(c) == 100_000
