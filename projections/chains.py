@@ -23,6 +23,7 @@ from sqlalchemy import Connection, and_, select
 
 from domain.errors import NotFound
 from projections import money_trace as tr
+from projections.flags import flags_signed_by
 from projections import register as reg
 from projections import responsibility as rs
 from projections.queries import Db, connected, plain, total
@@ -308,7 +309,7 @@ def household_money(db: Db, household_id: str) -> dict:
 def official_liability(db: Db, official_id: str, *, date_from: dt.date | None = None,
                        date_to: dt.date | None = None, limit: int = 50) -> dict:
     """What an official signed over a period (business dates, inclusive) and what later
-    became of it (``resp_liabilities``).  Lists are cut at ``limit``; counts and sums are
+    became of it (``resp_liabilities``; and the red flags standing on it, ``flagged``).  Lists are cut at ``limit``; counts and sums are
     whole."""
     oid = str(official_id)
     days, li, m, h = rs.official_days, rs.liabilities, rs.movements, rs.households
@@ -353,6 +354,8 @@ def official_liability(db: Db, official_id: str, *, date_from: dt.date | None = 
             "receipts_reversed": _cut(_per_payment(kinds["receipt_reversed"]), limit),
             "payments_to_removed_households_outstanding": _outstanding(
                 kinds["paid_removed_household"], limit),
+            "flagged": flags_signed_by(db, oid, date_from=date_from, date_to=date_to,
+                                       limit=limit),
         }})
 
 

@@ -24,7 +24,8 @@ first.  So every fen in the system has one exact path, and the walks in
 ``projections.walks`` follow ranges up and down without double counting.
 
 The two halves of a transfer are events of two aggregates stored in one transaction, in
-either order (``Zhuisu.batch`` stores each aggregate's events together).  So each handler
+either order (a writer saving several aggregates at once may store each one's events
+together).  So each handler
 only touches its own account: the receiving lot is made from the receiving half alone,
 the draws from the sending half alone, and the walks join them when both are there.
 """

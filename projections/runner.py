@@ -29,7 +29,10 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, update
 
 from projections.balances import Balances
+from projections.cases import Cases
 from projections.events import EventSource, reader_app
+from projections.flags import Flags
+from projections.metrics import Metrics
 from projections.money_trace import MoneyTrace
 from projections.projection import Projection, Rows
 from projections.register import Register
@@ -48,7 +51,8 @@ from projections.store import (
     writer,
 )
 
-PROJECTIONS: tuple[Projection, ...] = (Balances(), MoneyTrace(), Responsibility(), Register())
+PROJECTIONS: tuple[Projection, ...] = (Balances(), MoneyTrace(), Responsibility(), Register(),
+                                       Cases(), Metrics(), Flags())
 CATCH_UP_BATCH = 1000
 REBUILD_BATCH = 20000
 

@@ -18,6 +18,7 @@ from domain.fund_account import FundAccount
 from domain.official import Official
 from domain.signing import b64
 from factories import (
+    read_models,
     COUNTY,
     TOWNSHIP,
     VILLAGE,
@@ -36,8 +37,7 @@ from factories import (
     reversal,
     run,
 )
-from projections import chains, queries, runner
-from projections.store import dispose, engine_for
+from projections import chains, queries
 
 D = dt.date
 T = str(FundAccount.create_id(TOWNSHIP, "central"))
@@ -45,16 +45,7 @@ DEPUTY = official("deputy_magistrate", COUNTY)
 ACCOUNTANT = official("finance_accountant", TOWNSHIP)
 
 
-@pytest.fixture(autouse=True)
-def _close_engines():
-    yield
-    dispose()
-    runner.close_sources()
-
-
-def db(app):
-    runner.catch_up(app)
-    return engine_for(app.database_url)
+pytestmark = pytest.mark.usefixtures("close_read_models")
 
 
 def pay(world, household, amount, day=None):
@@ -71,7 +62,7 @@ def relapse(world, hid, day="2025-12-01"):
 # chains ------------------------------------------------------------------------------------
 def test_household_chain_lists_every_step_with_role_position_and_key(app, world):
     hid = str(a_registered_household(world, "H1"))
-    chain = chains.household_chain(db(app), hid)
+    chain = chains.household_chain(read_models(app), hid)
     assert chain["status"] == "registered"
     assert [s["step"] for s in chain["steps"]] == [
         "Household.Applied", "Household.AppraisedByVillage", "Household.VerifiedByVillage",
@@ -90,14 +81,14 @@ def test_household_chain_lists_every_step_with_role_position_and_key(app, world)
 
 def test_event_chain_by_log_position(app, world):
     hid = str(a_household_applied(world, "H1"))
-    chain = chains.household_chain(db(app), hid)
+    chain = chains.household_chain(read_models(app), hid)
     position = chain["steps"][0]["log_position"]
-    event = chains.event_chain(db(app), position)
+    event = chains.event_chain(read_models(app), position)
     assert (event["step"], event["originator_id"], event["version"]) == (
         "Household.Applied", hid, 1)
     assert [s["code"] for s in event["signatures"]] == [official("accountant", VILLAGE)]
     with pytest.raises(NotFound):
-        chains.event_chain(db(app), 10**9)
+        chains.event_chain(read_models(app), 10**9)
 
 
 def test_payment_chain_from_receipt_to_payee_registration_and_recovery(app, world):
@@ -105,7 +96,7 @@ def test_payment_chain_from_receipt_to_payee_registration_and_recovery(app, worl
     a_funded_account(world, TOWNSHIP, 1_000_000)
     p = pay(world, hid, 200_000)
     run(world, "FundAccount.Recovered", T, recovery(p, 50_000))
-    chain = chains.payment_chain(db(app), p)
+    chain = chains.payment_chain(read_models(app), p)
     assert chain["payment"]["amount_fen"] == 200_000
     assert [s["role"] for s in chain["payment"]["signatures"]] == [
         "preparer", "reviewer", "approver"]
@@ -124,7 +115,7 @@ def test_chain_shows_a_signing_key_revoked_after_the_signature(app, world):
     hid = str(a_household_applied(world, "H1"))
     accountant = official("accountant", VILLAGE)
     app.revoke_key(accountant, key_for(accountant).key_id, D(2025, 2, 1), "key lost")
-    [applied] = chains.household_chain(db(app), hid)["steps"]
+    [applied] = chains.household_chain(read_models(app), hid)["steps"]
     assert applied["signatures"][0]["key_revoked_on"] == "2025-02-01"
 
 
@@ -148,7 +139,7 @@ def liabilities(world):
 
 def test_approver_answers_for_households_later_removed_and_exits_later_relapsed(app, world,
                                                                                  liabilities):
-    view = chains.official_liability(db(app), official_id(DEPUTY))
+    view = chains.official_liability(read_models(app), official_id(DEPUTY))
     assert view["official"]["code"] == DEPUTY
     assert view["households_approved"]["count"] == 3
     assert view["exits_approved"]["count"] == 1
@@ -162,7 +153,7 @@ def test_approver_answers_for_households_later_removed_and_exits_later_relapsed(
 
 def test_payment_signer_answers_for_recoveries_reversals_and_what_is_still_out(app, world,
                                                                               liabilities):
-    view = chains.official_liability(db(app), official_id(ACCOUNTANT))
+    view = chains.official_liability(read_models(app), official_id(ACCOUNTANT))
     steps = {(r["step"], r["role"]): r for r in view["signed"]["by_step"]}
     assert steps[("FundAccount.Disbursed", "preparer")]["count"] == 3
     assert steps[("FundAccount.Disbursed", "preparer")]["amount_fen"] == 470_000
@@ -176,13 +167,35 @@ def test_payment_signer_answers_for_recoveries_reversals_and_what_is_still_out(a
     assert due["outstanding_fen"] == 250_000
 
 
+def test_red_flags_on_what_an_official_signed_are_part_of_their_liability(app, world,
+                                                                         liabilities):
+    h4 = str(a_registered_household(world, "H4"))
+    late = pay(world, h4, 20_000, D(2025, 7, 10))
+    run(world, "Household.RemovedFromRegister", h4, removal(D(2025, 7, 1)))  # found out later
+
+    flagged = chains.official_liability(read_models(app), official_id(ACCOUNTANT))["later"]["flagged"]
+    paid_removed = [f for f in flagged["items"] if f["rule_id"] == "PAY_REMOVED"]
+    # raised by the removal, on its business date
+    assert [(f["subject_id"], f["effective_date"]) for f in paid_removed] == [
+        (late, "2025-07-01")]
+    assert flagged["by_rule"]["PAY_REMOVED"] == 1
+    assert flagged["count"] == sum(flagged["by_rule"].values())
+    # the county approved the household but signed no payment: not theirs to answer for
+    deputy = chains.official_liability(read_models(app), official_id(DEPUTY))["later"]["flagged"]
+    assert "PAY_REMOVED" not in deputy["by_rule"]
+    # outside the period asked for, the flag is not listed
+    before = chains.official_liability(read_models(app), official_id(ACCOUNTANT),
+                                       date_to=D(2025, 6, 30))["later"]["flagged"]
+    assert "PAY_REMOVED" not in before["by_rule"]
+
+
 def test_liability_over_a_period_counts_only_what_was_signed_in_it(app, world, liabilities):
-    view = chains.official_liability(db(app), official_id(ACCOUNTANT),
+    view = chains.official_liability(read_models(app), official_id(ACCOUNTANT),
                                      date_from=D(2025, 3, 15), date_to=D(2025, 4, 30))
     steps = {(r["step"], r["role"]): r["count"] for r in view["signed"]["by_step"]}
     assert steps == {("FundAccount.Disbursed", "preparer"): 1}
     with pytest.raises(NotFound):
-        chains.official_liability(db(app), str(Official.create_id("nobody")))
+        chains.official_liability(read_models(app), str(Official.create_id("nobody")))
 
 
 # the register and the village view --------------------------------------------------------------
@@ -191,7 +204,7 @@ def test_register_follows_the_household_through_exit_and_relapse(app, world):
     for step, content in exit_steps("H1"):
         run(world, step, hid, content)
     relapse(world, hid)
-    h = queries.household_view(db(app), hid)
+    h = queries.household_view(read_models(app), hid)
     assert (h["status"], h["registered_on"], h["exited_on"], h["relapse_count"]) == (
         "registered", "2025-01-23", "2025-11-12", 1)
     assert [x["status"] for x in h["history"]][-3:] == ["exit_verified", "exited", "registered"]
@@ -207,8 +220,8 @@ def test_appraisal_voted_down_rejects_and_exit_voted_down_stays_registered(app, 
         run(world, step, stays, content)
     run(world, "Household.ExitAppraised", stays,
         {"effective_date": "2025-11-02", "votes_for": 3, "votes_against": 30, "votes_total": 33})
-    assert queries.household_view(db(app), rejected)["status"] == "rejected"
-    assert queries.household_view(db(app), stays)["status"] == "registered"
+    assert queries.household_view(read_models(app), rejected)["status"] == "rejected"
+    assert queries.household_view(read_models(app), stays)["status"] == "registered"
 
 
 def a_village_of(app, code, population):
@@ -233,7 +246,7 @@ def test_village_view_counts_statuses_and_computes_incidence_where_population_is
     run(world, "Household.HelperAssigned", hid,
         {"official_id": official_id(official("director", "522625100009")),
          "effective_date": "2025-02-01"})
-    view = queries.village_view(db(app), "522625100009")
+    view = queries.village_view(read_models(app), "522625100009")
     assert view["households"] == {"applied": 2, "registered": 1, "exited": 0, "removed": 1,
                                   "relapsed": 0, "rejected": 0, "in_identification": 0}
     assert view["people"]["registered"] == 2
@@ -245,7 +258,7 @@ def test_village_view_counts_statuses_and_computes_incidence_where_population_is
     director = official("director", "522625100009")
     assert view["assistance_cadres"] == [
         {"official_id": official_id(director), "name": director, "households": 1}]
-    assert queries.village_view(db(app), VILLAGE)["incidence"] is None  # population unknown
+    assert queries.village_view(read_models(app), VILLAGE)["incidence"] is None  # population unknown
 
 
 @pytest.mark.parametrize("population", [0, 12.5, True])
@@ -264,7 +277,7 @@ def test_incidence_criterion_uses_the_western_line_only_where_the_province_is_we
 
 
 def test_every_answer_is_plain_json_on_both_stores(app, world, liabilities):
-    engine = db(app)
+    engine = read_models(app)
     h1, p2 = liabilities["H1"], liabilities["P2"]
     answers = [
         queries.balances(engine, as_of=D(2025, 12, 31)), queries.balance_summary(engine, COUNTY),
@@ -285,7 +298,7 @@ def test_main_queries_search_indexes_and_never_scan_a_growing_table(app, world, 
     find its rows through an index (SQLite's plan says SEARCH, not SCAN)."""
     if not app.database_url.startswith("sqlite"):
         pytest.skip("reads SQLite query plans")
-    engine = db(app)
+    engine = read_models(app)
     statements = []
 
     def record(conn, cursor, statement, parameters, context, executemany):

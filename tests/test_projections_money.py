@@ -21,6 +21,7 @@ import pytest
 
 from domain.fund_account import FundAccount
 from factories import (
+    read_models,
     COUNTY,
     TOWNSHIP,
     a_registered_household,
@@ -31,24 +32,14 @@ from factories import (
     reversal,
     run,
 )
-from projections import chains, fifo, queries, runner
-from projections.store import dispose, engine_for
+from projections import chains, fifo, queries
 
 D = dt.date
 C = str(FundAccount.create_id(COUNTY, "central"))
 T = str(FundAccount.create_id(TOWNSHIP, "central"))
 
 
-@pytest.fixture(autouse=True)
-def _close_engines():
-    yield
-    dispose()
-    runner.close_sources()
-
-
-def db(app):
-    runner.catch_up(app)
-    return engine_for(app.database_url)
+pytestmark = pytest.mark.usefixtures("close_read_models")
 
 
 def money(world, step, account, content):
@@ -107,7 +98,7 @@ def test_fifo_refuses_to_overdraw():
 
 # balances --------------------------------------------------------------------------------------
 def test_balances_of_the_known_history(app, world, history):
-    rows = queries.balances(db(app), as_of=D(2025, 12, 31))
+    rows = queries.balances(read_models(app), as_of=D(2025, 12, 31))
     c, t = account(rows, C), account(rows, T)
     assert (c["received_fen"], c["allocated_down_fen"], c["balance_fen"]) == (
         1_500_000, 1_200_000, 300_000)
@@ -129,7 +120,7 @@ def test_reversals_are_netted_out_of_what_they_correct(app, world, history):
     r3 = money(world, "FundAccount.Received", C, receipt(70_000, day=D(2025, 10, 1)))
     run(world, "FundAccount.Reversed", C, reversal(r3, 70_000, purpose="special_fund",
                                                     day=D(2025, 10, 2)))
-    rows = queries.balances(db(app))
+    rows = queries.balances(read_models(app))
     c, t = account(rows, C), account(rows, T)
     assert (c["received_fen"], c["allocated_down_fen"], c["balance_fen"]) == (
         1_500_000, 1_200_000, 300_000)
@@ -142,7 +133,7 @@ def test_reversals_are_netted_out_of_what_they_correct(app, world, history):
 
 
 def test_summary_of_a_county_subtree_by_fund_source_and_purpose(app, world, history):
-    s = queries.balance_summary(db(app), COUNTY)
+    s = queries.balance_summary(read_models(app), COUNTY)
     assert s["total"]["balance_fen"] == 400_000
     assert s["total"]["paid_out_fen"] - s["total"]["recovered_fen"] == 1_100_000
     assert s["total"]["idle_since"] == "2025-01-10"
@@ -150,13 +141,13 @@ def test_summary_of_a_county_subtree_by_fund_source_and_purpose(app, world, hist
     purposes = {r["purpose"]: r for r in s["by_purpose"]}
     assert purposes["hh_industry"]["paid_out_fen"] == 1_300_000
     assert purposes["special_fund"]["received_fen"] == 1_500_000
-    township = queries.balance_summary(db(app), TOWNSHIP)["total"]
+    township = queries.balance_summary(read_models(app), TOWNSHIP)["total"]
     assert township["accounts"] == 1 and township["balance_fen"] == 100_000
 
 
 # money trace ------------------------------------------------------------------------------------
 def test_allocation_traced_down_to_every_payee(app, world, history):
-    down = chains.money_down(db(app), history["A1"])
+    down = chains.money_down(read_models(app), history["A1"])
     got = {p["payee_id"]: p["amount_fen"] for p in down["payees"]}
     assert got == {history["H1"]: 800_000, history["H2"]: 300_000}
     assert down["held"] == [{"account_id": T, "amount_fen": 100_000, "since": "2025-07-01"}]
@@ -164,13 +155,13 @@ def test_allocation_traced_down_to_every_payee(app, world, history):
 
 
 def test_receipt_traced_down_through_the_allocation(app, world, history):
-    down = chains.money_down(db(app), history["R2"])
+    down = chains.money_down(read_models(app), history["R2"])
     assert [(p["payee_id"], p["amount_fen"]) for p in down["payees"]] == [(history["H1"], 200_000)]
     assert down["held"] == [{"account_id": C, "amount_fen": 300_000, "since": "2025-01-10"}]
 
 
 def test_payment_traced_up_to_its_receipts(app, world, history):
-    up = chains.money_up(db(app), history["P3"])
+    up = chains.money_up(read_models(app), history["P3"])
     by_receipt: dict = {}
     for s in up["sources"]:
         receipt_id = s["receipt"]["movement_id"]
@@ -183,7 +174,7 @@ def test_payment_traced_up_to_its_receipts(app, world, history):
 
 
 def test_what_a_household_received_from_which_sources_signed_by_whom(app, world, history):
-    h1 = chains.household_money(db(app), history["H1"])
+    h1 = chains.household_money(read_models(app), history["H1"])
     assert (h1["received_fen"], h1["net_fen"]) == (800_000, 800_000)
     assert {s["source"]: s["amount_fen"] for s in h1["by_source"]} == {
         "中央财政专项扶贫资金": 600_000, "省级财政专项扶贫资金": 200_000}
@@ -195,7 +186,7 @@ def test_what_a_household_received_from_which_sources_signed_by_whom(app, world,
     allocation_hop = first["sources"][0]["via"][0]
     assert allocation_hop["step"] == "FundAccount.Allocated"
     assert allocation_hop["signatures"][0]["code"] == f"finance_officer@{COUNTY}"
-    h2 = chains.household_money(db(app), history["H2"])
+    h2 = chains.household_money(read_models(app), history["H2"])
     assert (h2["received_fen"], h2["returned_fen"], h2["net_fen"]) == (500_000, 200_000, 300_000)
 
 
@@ -203,7 +194,7 @@ def test_reversed_allocation_flows_back_up_and_is_held_above(app, world, history
     a2 = money(world, "FundAccount.Allocated", C, allocation(T, 100_000, day=D(2025, 9, 1)))
     run(world, "FundAccount.Reversed", C, reversal(a2, 100_000, purpose="special_fund",
                                                     day=D(2025, 9, 2)))
-    down = chains.money_down(db(app), a2)
+    down = chains.money_down(read_models(app), a2)
     assert down["payees"] == [] and down["sent_back"] == []
     assert down["held"] == [{"account_id": C, "amount_fen": 100_000, "since": "2025-09-02"}]
 
@@ -212,6 +203,6 @@ def test_reversed_receipt_is_sent_back_to_its_source(app, world, history):
     r3 = money(world, "FundAccount.Received", C, receipt(70_000, day=D(2025, 10, 1)))
     rev = money(world, "FundAccount.Reversed", C, reversal(r3, 70_000, purpose="special_fund",
                                                            day=D(2025, 10, 2)))
-    down = chains.money_down(db(app), r3)
+    down = chains.money_down(read_models(app), r3)
     assert [(s["movement_id"], s["amount_fen"]) for s in down["sent_back"]] == [(rev, 70_000)]
     assert down["held"] == []

@@ -20,7 +20,7 @@ from domain.fund_account import FundAccount
 from factories import TOWNSHIP, a_funded_account, a_registered_household, household_payment, run
 from projections import runner
 from projections.balances import Balances
-from projections.store import dispose, dump, engine_for, positions
+from projections.store import dump, engine_for, positions
 
 TABLES = [t for p in runner.PROJECTIONS for t in p.tables]
 T = str(FundAccount.create_id(TOWNSHIP, "central"))
@@ -28,11 +28,7 @@ BATCH = 20
 SPAWN = multiprocessing.get_context("spawn")
 
 
-@pytest.fixture(autouse=True)
-def _close_engines():
-    yield
-    dispose()
-    runner.close_sources()
+pytestmark = pytest.mark.usefixtures("close_read_models")
 
 
 def some_business(world, households=3, start=0):
