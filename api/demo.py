@@ -6,15 +6,19 @@ the demo meets every check a real client meets and its events verify like real o
 Officials' keys are derived from the seed and the official's code (``official_key``), so a
 later benchmark or test can sign further commands as demo officials (``demo_keys``).
 
-The same seed gives the same event contents: codes and ids are fixed or ``uuid5``, amounts,
-names and dates come from ``random.Random(seed)``, and Ed25519 signatures are deterministic.
-Only the framework's record timestamps differ between runs.
+The same seed gives the same events: codes and ids are fixed or ``uuid5``, amounts, names
+and dates come from ``random.Random(seed)``, and Ed25519 signatures are deterministic.  Record
+time is simulated too (``RecordClock``): each step is recorded a seeded 0–3 days after its
+business date, and the log is written in date order a month at a time (``_Planner.batches``),
+so it reads like a year kept as it happened: nothing backdated, no money idle on the log
+clock, no payment the rules of docs/INSPECTION.md would question.  ``plant`` adds a known
+number of each misconduct those rules look for (``api.demo_misconduct``), with the truth.
 
 Shape: 示范省 (990000) → 示范市 (990100) → 追溯县 (990121) → townships → villages.  The year
 2025: identification of every applicant (申请 → 民主评议 → 核实 → 第一次公示 → 乡镇审核 →
 第二次公示 → 县级审批; some objections, ~1 % voted down), one 帮扶责任人 per ≈5 households,
 central and provincial funds received at the province and allocated down to the townships in
-two tranches, payments to households (到户) and to county-approved village projects and
+quarterly tranches, payments to households (到户) and to county-approved village projects and
 their suppliers, Q4 exits (~25 %) through the full exit procedure, a few removals (清退)
 with their payments recovered, relapses (返贫), partial recoveries and reversals (冲正).
 """
@@ -27,14 +31,17 @@ import hmac
 import multiprocessing
 import os
 import random
+import re
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, NamedTuple
 from uuid import NAMESPACE_URL, uuid5
+
 
 from domain.application import Zhuisu
 from domain.fund_account import FundAccount
@@ -48,6 +55,7 @@ from domain.signing import SigningKey, b64, sign_command
 YEAR = 2025
 PROVINCE, CITY, COUNTY = "990000", "990100", "990121"
 KEYS_VALID_FROM = dt.date(2024, 12, 1)
+SET_UP_ON = KEYS_VALID_FROM  # record date of the regions, units, officials and accounts
 POSITIONS_FROM = dt.date(2024, 1, 1)
 DEMO_NAMESPACE = uuid5(NAMESPACE_URL, "https://zhuisu.example/demo")
 
@@ -64,6 +72,8 @@ SIZES: dict[str, Shape] = {
     "small": Shape(1, 7, 180),
     "county": Shape(12, 7, 240),
 }
+CUSTOM_SIZE = re.compile(r"^([1-9][0-9]?)x([1-9][0-9]?)x([1-9][0-9]{0,3})$")
+"""Or ``TxVxH``: T townships of V villages of H households (e.g. ``2x3x40``)."""
 
 # (code suffix, position kind, unit suffix) for the officials of each level
 POSTS: dict[str, tuple[tuple[str, str, str], ...]] = {
@@ -98,9 +108,23 @@ UNITS = {"PO": ("poverty_office", "扶贫办"), "FIN": ("finance_bureau", "财�
          "VC": ("village_committee", "村民委员会"), "WT": ("work_team", "驻村工作队"),
          "AID": ("government", "县直结对帮扶单位")}
 HOUSEHOLDS_PER_HELPER = 5  # 人均包联5户
-# Commands per transaction at most: one village's year is ~3,000 (about 2.5 MB of events);
-# far larger saves hang eventsourcing 9.5's pipelined PostgreSQL insert (≈8 MB and up).
+# Province's receipt days of each fund source's quarterly tranches; the townships' accounts
+# have the money ARRIVES_AFTER days later (province → city → county → township).
+TRANCHES = {"central": (dt.date(2025, 1, 10), dt.date(2025, 4, 10), dt.date(2025, 7, 10),
+                        dt.date(2025, 10, 10)),
+            "provincial": (dt.date(2025, 1, 15), dt.date(2025, 4, 15), dt.date(2025, 7, 15),
+                           dt.date(2025, 10, 15))}
+ARRIVES_AFTER = 15
+MONEY_BACK = frozenset({"FundAccount.Recovered", "FundAccount.Reversed"})
+# Commands per transaction at most (about 3 MB of events); far larger saves hang
+# eventsourcing 9.5's pipelined PostgreSQL insert (≈8 MB and up).
 MAX_TRANSACTION = 4000
+# The log clock (greatest business date so far) must not run far ahead of the money and the
+# deadlines (see ``_Planner.batches``): identification until IDENTIFIED_BY is written one
+# village at a time (it moves no money), the rest a calendar month at a time, so the clock
+# runs at most SPAN_DAYS ahead of a step still to come in the same transaction.
+IDENTIFIED_BY = dt.date(2025, 4, 10)
+SPAN_DAYS = 31
 
 TOWNSHIP_NAMES = "清水 石门 白岩 龙潭 高坡 新寨 桃源 云雾 青山 河口 双溪 凤凰 马场 平寨 羊坪 金竹".split()
 VILLAGE_NAMES = [a + b for a in "上下大小新老东西南北中前后" for b in "坪寨沟湾坝岭冲"]
@@ -162,9 +186,14 @@ def demo_keys(seed: int = 20251, size: str = "small") -> dict[str, SigningKey]:
 
 
 def _shape(size: str) -> Shape:
-    if size not in SIZES:
-        raise ValueError(f"unknown demo size {size!r}; one of {sorted(SIZES)}")
-    return SIZES[size]
+    if size in SIZES:
+        return SIZES[size]
+    custom = CUSTOM_SIZE.match(size)
+    if custom is None or int(custom[3]) > 8999:  # planted households are numbered 9001…
+        raise ValueError(f"unknown demo size {size!r}; one of {sorted(SIZES)} or TxVxH "
+                         "(townships x villages per township x households per village up to "
+                         "8999, e.g. 2x3x40)")
+    return Shape(int(custom[1]), int(custom[2]), int(custom[3]))
 
 
 # ---------------------------------------------------------------------------------------
@@ -173,6 +202,7 @@ def _shape(size: str) -> Shape:
 class Admin(NamedTuple):
     verb: str
     args: tuple
+    kwargs: Mapping[str, Any] | None = None
 
 
 class Step(NamedTuple):
@@ -196,6 +226,21 @@ class _Household:
     status: str = "applied"
     registered_on: dt.date | None = None
     until: dt.date = _d(12, 31)  # last day for aid that stops at exit or removal
+    id_numbers: list[str] = field(default_factory=list, repr=False)  # of members, in order
+    exit_approved: dt.date | None = None
+    relapsed_on: dt.date | None = None
+
+
+class VillageDates(NamedTuple):
+    """The dates of a village's identification round (one meeting, one notice, …)."""
+
+    base: dt.date
+    appraised: dt.date
+    notice1: dt.date
+    review: dt.date
+    notice2: dt.date
+    approve: dt.date
+    announcement: str
 
 
 @dataclass
@@ -215,6 +260,8 @@ class DemoSummary:
     final_status: dict[str, str]  # household code → status at the end of the year
     keys: dict[str, SigningKey] = field(repr=False)  # official code → key
     accounts: dict[str, str] = field(repr=False)  # "<region>/<fund source>" → account id
+    plant: int = 0  # misconduct planted per kind (``api.demo_misconduct``)
+    truth: dict[str, Any] = field(default_factory=dict, repr=False)  # what the rules must find
 
     @property
     def status_counts(self) -> dict[str, int]:
@@ -242,6 +289,17 @@ def store_is_empty(app: Zhuisu) -> bool:
     return not app.recorder.max_notification_id()
 
 
+class Entry(NamedTuple):
+    """One item of the year as it is recorded: by record date ``at`` (the business date,
+    unless the item is entered late), money coming in before the day's other business."""
+
+    at: dt.date
+    rank: int  # 0: funding and set-up of the day, 1: the rest
+    seq: int  # plan order within the day
+    item: Admin | Step
+    village: str | None  # identification steps: written with their village's round
+
+
 class _Planner:
     """Draws the synthetic county and its year from one seeded random stream."""
 
@@ -255,11 +313,10 @@ class _Planner:
         self.counters: dict[str, int] = defaultdict(int)
         self.households: list[_Household] = []
         self.helpers: dict[str, list[str]] = {}
+        self.official_id_numbers: dict[str, str] = {}  # official code → ID number
+        self.village_dates: dict[str, VillageDates] = {}
         self.setup: list[Admin] = []
-        # transaction → steps: "funding" (money in and down), each village (its
-        # identification, then its year), "county" (the county's own project)
-        self.identification: dict[str, list[Step]] = defaultdict(list)
-        self.business: dict[str, list[tuple[dt.date, int, Step]]] = defaultdict(list)
+        self.timeline: list[Entry] = []  # everything after the set-up, in any order
         self.payments: list[dict[str, Any]] = []  # household payments, for recoveries
         self.projects = 0
         self.accounts: dict[str, tuple[str, str]] = {}  # account id → (region, fund source)
@@ -270,46 +327,68 @@ class _Planner:
         self.counters[name] += 1
         return self.counters[name]
 
-    def movement_id(self) -> str:
-        return str(uuid5(DEMO_NAMESPACE, f"{self.seed}:movement:{self.next('movement')}"))
+    def movement_id(self, kind: str = "movement") -> str:
+        return str(uuid5(DEMO_NAMESPACE, f"{self.seed}:{kind}:{self.next(kind)}"))
 
-    def name(self, surname: str | None = None) -> str:
-        given = "".join(self.rng.choice(GIVEN) for _ in range(self.rng.choice((1, 2, 2))))
-        return (surname or self.rng.choice(SURNAMES)) + given
+    def name(self, surname: str | None = None, rng: random.Random | None = None) -> str:
+        rng = rng or self.rng
+        given = "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2, 2))))
+        return (surname or rng.choice(SURNAMES)) + given
 
-    def id_number(self, year: int, male: bool) -> str:
+    def id_number(self, year: int, male: bool, rng: random.Random | None = None) -> str:
         """A valid, unique 18-character ID number (GB 11643) with the county's address code."""
+        rng = rng or self.rng
         while True:
-            birth = dt.date(year, self.rng.randint(1, 12), self.rng.randint(1, 28))
-            seq = self.rng.randrange(0, 1000, 2) + (1 if male else 0)
+            birth = dt.date(year, rng.randint(1, 12), rng.randint(1, 28))
+            seq = rng.randrange(0, 1000, 2) + (1 if male else 0)
             first17 = f"{COUNTY}{birth:%Y%m%d}{seq:03d}"
             number = first17 + check_digit(first17)
             if number not in self.people:
                 self.people.add(number)
                 return number
 
-    def amount(self, low_yuan: int, high_yuan: int, step_yuan: int = 100) -> int:
-        return self.rng.randrange(low_yuan, high_yuan + 1, step_yuan) * 100
+    def amount(self, low_yuan: int, high_yuan: int, step_yuan: int = 100,
+               rng: random.Random | None = None) -> int:
+        return (rng or self.rng).randrange(low_yuan, high_yuan + 1, step_yuan) * 100
 
     def account(self, region: str, source: str) -> str:
         aid = str(FundAccount.create_id(region, source))
         self.accounts[aid] = (region, source)
         return aid
 
-    def add(self, where: str, step: Step) -> None:
-        self.business[where].append((step.day, self.next("seq"), step))
+    def add(self, item: Step | Admin, at: dt.date | None = None, first: bool = False,
+            village: str | None = None) -> None:
+        """Plan ``item`` to be recorded on ``at`` (a step: its business date by default);
+        ``village``: a step of that village's identification round."""
+        if at is None:
+            assert isinstance(item, Step), "an administrative call needs its record date"
+            at = item.day
+        self.timeline.append(Entry(at, 0 if first else 1, self.next("seq"), item,
+                                   village if at < IDENTIFIED_BY else None))
 
-    def batches(self) -> list[list[Admin] | list[Step]]:
-        """The transactions: set-up, funding, one per village (its identification, then its
-        year in date order, so each household is loaded once), the county's own; none
-        longer than ``MAX_TRANSACTION`` commands."""
-        def in_order(where: str) -> list[Step]:
-            return [s for _, _, s in sorted(self.business[where], key=lambda x: (x[0], x[1]))]
-        whole = [self.setup, in_order("funding"),
-                 *(self.identification[v] + in_order(v)
-                   for vs in villages(self.size).values() for v in vs),
-                 in_order("county")]
-        return [b[i:i + MAX_TRANSACTION] for b in whole for i in range(0, len(b), MAX_TRANSACTION)]
+    def batches(self) -> list[list[tuple[dt.date, Admin | Step]]]:
+        """The transactions, as (record date, item), at most ``MAX_TRANSACTION`` commands
+        each: the set-up; each village's identification round; the rest a calendar month
+        of record dates at a time; in order of their first record date.
+
+        A transaction's events enter the log together; one spanning months, if stored other
+        than in command order, would put late business dates before early ones and move
+        the log clock ahead of the money still to be spent and the deadlines still to come
+        (资金滞留 and 整改逾期 that are not).  ``Zhuisu.batch`` keeps command order; a
+        month keeps any transaction within ``SPAN_DAYS`` (money is spent within a quarter of its arrival, well inside
+        the idle threshold); the identification rounds move no money and end before the
+        first payment (``IDENTIFIED_BY``), and one transaction per village loads each
+        household once for them.
+        """
+        groups: dict[tuple[Any, ...], list[Entry]] = defaultdict(list)
+        for e in sorted(self.timeline):
+            key = ("village", e.village) if e.village else ("month", e.at.year, e.at.month)
+            groups[key].append(e)
+        out = [[(SET_UP_ON, a) for a in self.setup]]
+        for group in sorted(groups.values(), key=lambda g: g[0][:3]):
+            for i in range(0, len(group), MAX_TRANSACTION):
+                out.append([(e.at, e.item) for e in group[i:i + MAX_TRANSACTION]])
+        return out
 
     # -- administration -------------------------------------------------------------
     def plan_setup(self) -> None:
@@ -331,8 +410,10 @@ class _Planner:
                 ukind, uname = UNITS[unit.rsplit("-", 1)[1]]
                 s(Admin("establish_unit", (unit, names[region] + uname, ukind, region)))
             male = self.rng.random() < 0.75
-            s(Admin("register_official", (code, self.name(), unit,
-                                          self.id_number(self.rng.randint(1965, 1995), male))))
+            name = self.name()
+            number = self.id_number(self.rng.randint(1965, 1995), male)
+            self.official_id_numbers[code] = number
+            s(Admin("register_official", (code, name, unit, number)))
             s(Admin("take_position", (code, kind, region, POSITIONS_FROM)))
             s(Admin("register_key", (code, b64(official_key(self.seed, code).public_bytes),
                                      KEYS_VALID_FROM)))
@@ -350,26 +431,28 @@ class _Planner:
                 s(Admin("open_account", (region, source, "")))
 
     # -- identification 精准识别 --------------------------------------------------------
-    def new_household(self, village: str, township: str, i: int) -> _Household:
-        rng = self.rng
+    def new_household(self, village: str, township: str, i: int,
+                      rng: random.Random | None = None) -> _Household:
+        rng = rng or self.rng
         size = rng.choices((1, 2, 3, 4, 5, 6), (12, 22, 22, 22, 14, 8))[0]
         surname = rng.choice(SURNAMES)
         head_year = rng.randint(1945, 1992)
         head_male = rng.random() < 0.8
-        people = [(self.name(surname), "head", head_year, head_male)]
+        people = [(self.name(surname, rng), "head", head_year, head_male)]
         if size >= 2 and rng.random() < 0.85:
-            people.append((self.name(), "spouse", head_year + rng.randint(-5, 5), not head_male))
+            people.append((self.name(None, rng), "spouse", head_year + rng.randint(-5, 5),
+                           not head_male))
         if len(people) < size and head_year >= 1972 and rng.random() < 0.5:
-            people.append((self.name(surname), "parent", head_year - rng.randint(20, 32),
+            people.append((self.name(surname, rng), "parent", head_year - rng.randint(20, 32),
                            rng.random() < 0.5))
         while len(people) < size:
             old = head_year < 1965 and len(people) == size - 1
             year = min(2024, head_year + (rng.randint(45, 60) if old else rng.randint(20, 36)))
-            people.append((self.name(surname), "grandchild" if old else "child", year,
+            people.append((self.name(surname, rng), "grandchild" if old else "child", year,
                            rng.random() < 0.5))
-        members = [{"name": n, "relation": rel,
-                    "id_number_hash": self.app.hash_id(self.id_number(y, m))}
-                   for n, rel, y, m in people]
+        numbers = [self.id_number(y, m, rng) for _, _, y, m in people]
+        members = [{"name": n, "relation": rel, "id_number_hash": self.app.hash_id(number)}
+                   for (n, rel, _, _), number in zip(people, numbers, strict=True)]
         main = rng.choices(list(CAUSES), list(CAUSES.values()))[0]
         causes = [main]
         for _ in range(rng.choice((0, 0, 1, 1, 2))):
@@ -379,7 +462,7 @@ class _Planner:
         code = f"H{village}{i:04d}"
         return _Household(code=code, id=str(Household.create_id(code)), village=village,
                           township=township, head=people[0][0], members=members, causes=causes,
-                          income=self.amount(2200, 6800, 10))
+                          income=self.amount(2200, 6800, 10, rng), id_numbers=numbers)
 
     def plan_identification(self) -> None:
         per_village = self.shape.households_per_village
@@ -398,18 +481,21 @@ class _Planner:
             notice2 = review + dt.timedelta(days=2)
             approve = notice2 + dt.timedelta(days=7 + self.rng.randint(1, 3))
             announcement = f"追县扶贫〔{YEAR}〕{self.next('announcement')}号"
-            chunk: list[Step] = []
+            dates = self.village_dates[v] = VillageDates(base, appraised, notice1, review,
+                                                         notice2, approve, announcement)
             for h in hs:
-                chunk += self.identify(h, base, appraised, notice1, review, notice2, approve,
-                                       announcement, h.code in voted_down,
-                                       h.code in objected_codes, h.code in upheld)
-            self.identification[v] = chunk
+                for s in self.identify(h, dates, h.code in voted_down, h.code in objected_codes,
+                                       h.code in upheld):
+                    self.add(s, village=v)
             self.households += hs
 
-    def identify(self, h: _Household, base: dt.date, appraised: dt.date, notice1: dt.date,
-                 review: dt.date, notice2: dt.date, approve: dt.date, announcement: str,
-                 voted_down: bool, objected: bool, upheld: bool) -> list[Step]:
-        rng, v, t = self.rng, h.village, h.township
+    def identify(self, h: _Household, dates: VillageDates, voted_down: bool = False,
+                 objected: bool = False, upheld: bool = False, *,
+                 rng: random.Random | None = None, applied: dt.date | None = None,
+                 bank_account_hash: str | None = None) -> list[Step]:
+        """The identification steps of ``h`` in its village's round (``dates``)."""
+        rng, v, t = rng or self.rng, h.village, h.township
+        base, appraised, notice1, review, notice2, approve, announcement = dates
         steps = []
 
         def step(day: dt.date, name: str, content: dict[str, Any],
@@ -418,11 +504,12 @@ class _Planner:
                               signers))
 
         clerk = rng.choice(("accountant", "work-team"))
-        step(base + dt.timedelta(days=rng.randint(0, 9)), "Household.Applied", {
+        step(applied or base + dt.timedelta(days=rng.randint(0, 9)), "Household.Applied", {
             "household_code": h.code, "village_code": v, "head_name": h.head,
             "members": h.members, "main_cause": h.causes[0], "secondary_causes": h.causes[1:],
             "income_per_capita_fen": h.income,
-            "bank_account_hash": self.bank_account_hash(h)}, (f"{v}-{clerk}", "preparer"))
+            "bank_account_hash": bank_account_hash or self.bank_account_hash(h)},
+            (f"{v}-{clerk}", "preparer"))
         total = rng.randint(25, 45)
         votes_for = total // 2 - rng.randint(0, 5) if voted_down else total - rng.randint(0, 4)
         votes_against = rng.randint(0, total - votes_for)
@@ -460,7 +547,8 @@ class _Planner:
              (f"{COUNTY}-poverty-director", "reviewer"),
              (f"{COUNTY}-deputy-magistrate", "approver"))
         helpers = self.helpers[v]
-        helper = helpers[int(h.code[-4:]) * len(helpers) // (self.shape.households_per_village + 1)]
+        helper = helpers[min(len(helpers) - 1, int(h.code[-4:]) * len(helpers)
+                             // (self.shape.households_per_village + 1))]
         step(_later(approve, rng.randint(3, 10)), "Household.HelperAssigned",
              {"official_id": str(Official.create_id(helper))},
              (f"{t}-party-secretary", "approver"))
@@ -490,7 +578,6 @@ class _Planner:
         self.plan_projects(registered)
         self.plan_corrections()
         self.plan_annual_reviews(registered)
-        self.plan_funding()
 
     def choose_exits(self, registered: list[_Household]) -> list[_Household]:
         """~25 % exit in Q4; households poor through illness or disability less often."""
@@ -501,30 +588,44 @@ class _Planner:
 
     def plan_removal(self, h: _Household) -> None:
         day = _d(7, 1) + dt.timedelta(days=self.rng.randint(0, 85))
-        self.add(h.village, Step(day, "Household.RemovedFromRegister", h.id, {
-            "effective_date": day.isoformat(), "reason": self.rng.choice(REMOVAL_REASONS)},
-            ((f"{h.township}-poverty-officer", "preparer"), (f"{h.township}-head", "reviewer"),
-             (f"{COUNTY}-deputy-magistrate", "approver"))))
+        self.add(self.removal(h, day, self.rng.choice(REMOVAL_REASONS)))
         h.status, h.until = "removed", day - dt.timedelta(days=1)
 
+    @staticmethod
+    def removal(h: _Household, day: dt.date, reason: str) -> Step:
+        """清退, signed by the township and the county's deputy magistrate."""
+        return Step(day, "Household.RemovedFromRegister", h.id, {
+            "effective_date": day.isoformat(), "reason": reason},
+            ((f"{h.township}-poverty-officer", "preparer"), (f"{h.township}-head", "reviewer"),
+             (f"{COUNTY}-deputy-magistrate", "approver")))
+
     def plan_exit(self, h: _Household, voted_down: bool) -> bool:
-        """提出 → 民主评议 → 农户签字确认 → 公示 → 乡镇核实 → 县级批准."""
-        rng, v, t = self.rng, h.village, h.township
-        village_no = int(v[-3:]) + int(t[-3:])
-        proposed = _d(10, 9) + dt.timedelta(days=village_no % 10)
+        village_no = int(h.village[-3:]) + int(h.township[-3:])
+        steps = self.exit_steps(h, _d(10, 9) + dt.timedelta(days=village_no % 10), voted_down)
+        for s in steps:
+            self.add(s)
+        return not voted_down
+
+    def exit_steps(self, h: _Household, proposed: dt.date, voted_down: bool = False, *,
+                   rng: random.Random | None = None, income: int | None = None) -> list[Step]:
+        """提出 → 民主评议 → 农户签字确认 → 公示 → 乡镇核实 → 县级批准, from ``proposed``
+        (the exit then has ``h.exit_approved``), or up to the appraisal that votes it down."""
+        rng, v, t = rng or self.rng, h.village, h.township
         appraised = proposed + dt.timedelta(days=4)
         confirmed = appraised + dt.timedelta(days=rng.randint(1, 4))
         notice = appraised + dt.timedelta(days=6)
         verified = notice + dt.timedelta(days=7 + rng.randint(0, 3))
         approved = verified + dt.timedelta(days=rng.randint(3, 10))
-        income = max(h.income, INCOME_LINES_FEN[YEAR]) + self.amount(300, 5000, 10)
+        income = income or max(h.income, INCOME_LINES_FEN[YEAR]) + self.amount(300, 5000, 10,
+                                                                                 rng)
         total = rng.randint(25, 45)
         votes_for = total // 2 - 2 if voted_down else total - rng.randint(0, 3)
+        steps: list[Step] = []
 
         def step(day: dt.date, name: str, content: dict[str, Any],
                  *signers: tuple[str, str]) -> None:
-            self.add(v, Step(day, name, h.id, {**content, "effective_date": day.isoformat()},
-                             signers))
+            steps.append(Step(day, name, h.id, {**content, "effective_date": day.isoformat()},
+                              signers))
 
         step(proposed, "Household.ExitProposed", {
             "year": YEAR, "income_per_capita_fen": income,
@@ -536,7 +637,7 @@ class _Planner:
               "votes_total": total},
              (f"{v}-accountant", "preparer"), (f"{v}-party-secretary", "approver"))
         if voted_down:
-            return False
+            return steps
         step(confirmed, "Household.ExitConfirmedByHousehold", {
             "confirmed_by": h.head, "method": "fingerprint" if rng.random() < 0.2 else "signature"},
             (f"{v}-first-secretary", "witness"))
@@ -548,28 +649,32 @@ class _Planner:
              {"announcement_no": f"追县扶贫〔{YEAR}〕{100 + int(t[-3:])}号"},
              (f"{COUNTY}-poverty-staff-{rng.randint(1, 3)}", "preparer"),
              (f"{COUNTY}-poverty-director", "reviewer"), (f"{COUNTY}-magistrate", "approver"))
-        h.status, h.until, h.income = "exited", proposed, income
-        return True
+        h.status, h.until, h.income, h.exit_approved = "exited", proposed, income, approved
+        return steps
 
     def plan_relapse(self, h: _Household) -> None:
-        day = _d(12, 12) + dt.timedelta(days=self.rng.randint(0, 8))
-        self.add(h.village, Step(day, "Household.Relapsed", h.id, {
-            "effective_date": day.isoformat(), "cause": self.rng.choice(("illness", "disaster")),
-            "income_per_capita_fen": self.amount(3000, 6500, 10)},
-            ((f"{h.village}-accountant", "preparer"), (f"{h.township}-poverty-officer", "reviewer"),
-             (f"{COUNTY}-deputy-magistrate", "approver"))))
-        h.status = "registered"
+        self.add(self.relapse(h, _d(12, 12) + dt.timedelta(days=self.rng.randint(0, 8)),
+                              self.rng))
 
-    def pay(self, where: str, day: dt.date, region: str, source: str, payee_kind: str,
+    def relapse(self, h: _Household, day: dt.date, rng: random.Random) -> Step:
+        """返贫: the household is on the register again from ``day``."""
+        h.status, h.relapsed_on = "registered", day
+        return Step(day, "Household.Relapsed", h.id, {
+            "effective_date": day.isoformat(), "cause": rng.choice(("illness", "disaster")),
+            "income_per_capita_fen": self.amount(3000, 6500, 10, rng)},
+            ((f"{h.village}-accountant", "preparer"), (f"{h.township}-poverty-officer", "reviewer"),
+             (f"{COUNTY}-deputy-magistrate", "approver")))
+
+    def pay(self, day: dt.date, region: str, source: str, payee_kind: str,
             payee_id: str, amount: int, purpose: str, project_id: str | None = None,
             document_no: str | None = None) -> dict[str, Any]:
-        """拨付 from the account of ``region``, run in the transaction ``where``."""
+        """拨付 from the account of ``region``."""
         content = {"movement_id": self.movement_id(), "payee_kind": payee_kind,
                    "payee_id": payee_id, "amount_fen": amount, "effective_date": day.isoformat(),
                    "purpose": purpose, "project_id": project_id,
                    "document_no": document_no or f"{region}-付{YEAR}-{self.next(region):05d}"}
-        self.add(where, Step(day, "FundAccount.Disbursed", self.account(region, source), content,
-                             _money_signers(region, large=amount >= 5_000_000)))
+        self.add(Step(day, "FundAccount.Disbursed", self.account(region, source), content,
+                      _money_signers(region, large=amount >= 5_000_000)))
         return content
 
     def plan_household_payments(self, h: _Household) -> None:
@@ -598,8 +703,7 @@ class _Planner:
             if first > last:
                 continue
             day = first + dt.timedelta(days=rng.randint(0, (last - first).days))
-            content = self.pay(h.village, day, h.township, source, "household", h.id, amount,
-                               purpose)
+            content = self.pay(day, h.township, source, "household", h.id, amount, purpose)
             self.payments.append({**content, "region": h.township, "source": source,
                                   "household": h})
 
@@ -628,8 +732,7 @@ class _Planner:
             chosen = sorted(self.rng.sample(pool, k), key=lambda h: h.code)
             title = {"prj_village_infrastructure": "村组道路硬化", "prj_drinking_water": "安全饮水巩固提升",
                      "prj_industry": "特色种养产业基地", "prj_training": "贫困劳动力技能培训"}[purpose]
-            where = region if township else "county"
-            self.add(where, Step(approved, "Project.Approved", pid, {
+            self.add(Step(approved, "Project.Approved", pid, {
                 "project_code": code, "name": f"{self.names[region]}{title}项目",
                 "region_code": region,
                 "purpose_code": purpose, "budget_fen": budget,
@@ -643,25 +746,25 @@ class _Planner:
             others = [h for h in pool if h.code not in chosen_codes]
             if township is not None and others and n % 3 == 1:
                 day = _later(approved, self.rng.randint(20, 40))
-                self.add(where, Step(day, "Project.BeneficiaryAdded", pid, {
+                self.add(Step(day, "Project.BeneficiaryAdded", pid, {
                     "household_id": self.rng.choice(others).id, "effective_date": day.isoformat()},
                     ((f"{COUNTY}-poverty-staff-1", "preparer"),
                      (f"{COUNTY}-magistrate", "approver"))))
             payer = township or COUNTY
             supplier = suppliers[self.rng.randrange(len(suppliers))]
-            self.pay(where, _later(approved, self.rng.randint(15, 30)), payer, source, "project",
+            self.pay(_later(approved, self.rng.randint(15, 30)), payer, source, "project",
                      pid, budget * 30 // 100, purpose)
-            self.pay(where, _d(7, 1) + dt.timedelta(days=self.rng.randint(0, 60)), payer, source,
+            self.pay(_d(7, 1) + dt.timedelta(days=self.rng.randint(0, 60)), payer, source,
                      "supplier", supplier, budget * 40 // 100, purpose, project_id=pid)
             if township is not None and self.rng.random() < 0.7:
                 accepted = _d(10, 10) + dt.timedelta(days=self.rng.randint(0, 40))
-                self.add(where, Step(accepted, "Project.AcceptedOnCompletion", pid, {
+                self.add(Step(accepted, "Project.AcceptedOnCompletion", pid, {
                     "effective_date": accepted.isoformat(),
                     "report": "工程竣工，经乡镇和县直部门联合验收合格"},
                     ((f"{township}-poverty-officer", "preparer"),
                      (f"{COUNTY}-finance-director", "reviewer"),
                      (f"{COUNTY}-deputy-magistrate", "approver"))))
-                self.pay(where, _later(accepted, self.rng.randint(5, 20)), payer, source,
+                self.pay(_later(accepted, self.rng.randint(5, 20)), payer, source,
                          "supplier", supplier, budget * 25 // 100, purpose, project_id=pid)
 
     def plan_corrections(self) -> None:
@@ -670,7 +773,7 @@ class _Planner:
         def correction(step: str, day: dt.date, p: dict[str, Any], amount: int, reason: str,
                        suffix: str) -> None:
             account = self.account(p["region"], p["source"])
-            self.add(p["household"].village, Step(day, step, account, {
+            self.add(Step(day, step, account, {
                 "movement_id": self.movement_id(), "of_movement_id": p["movement_id"],
                 "amount_fen": amount, "effective_date": day.isoformat(), "purpose": p["purpose"],
                 "document_no": f"{p['document_no']}-{suffix}", "reason": reason},
@@ -684,14 +787,18 @@ class _Planner:
                 correction("FundAccount.Recovered", day, p, p["amount_fen"],
                            "清退户违规享受的帮扶资金，全额追回", "追")
         picked = self.rng.sample(plain, min(len(plain), max(2, round(0.0015 * len(plain)))))
+        # a housing grant entered twice would look split below the approval threshold
+        picked.sort(key=lambda p: p["purpose"] != "hh_housing")
         half = len(picked) // 2
         for p in picked[:half]:
             day = _later(dt.date.fromisoformat(p["effective_date"]), self.rng.randint(60, 120))
             correction("FundAccount.Recovered", day, p, p["amount_fen"] // 200 * 100,
                        "虚报冒领，部分追回", "追")
         for p in picked[half:]:
+            if p["purpose"] == "hh_housing":
+                continue
             day = dt.date.fromisoformat(p["effective_date"])
-            twice = self.pay(p["household"].village, day, p["region"], p["source"], "household",
+            twice = self.pay(day, p["region"], p["source"], "household",
                              p["payee_id"], p["amount_fen"], p["purpose"],
                              document_no=p["document_no"])
             correction("FundAccount.Reversed", _later(day, self.rng.randint(3, 10)),
@@ -704,7 +811,7 @@ class _Planner:
                 continue
             day = _d(12, 1) + dt.timedelta(days=self.rng.randint(0, 7))
             growth = 100 if h.status == "exited" else self.rng.randint(100, 125)
-            self.add(h.village, Step(day, "Household.AnnualReviewRecorded", h.id, {
+            self.add(Step(day, "Household.AnnualReviewRecorded", h.id, {
                 "year": YEAR, "effective_date": day.isoformat(),
                 "income_per_capita_fen": h.income * growth // 100,
                 "members_count": len(h.members), "notes": ""},
@@ -712,38 +819,48 @@ class _Planner:
                  (f"{h.township}-poverty-officer", "reviewer"))))
 
     def plan_funding(self) -> None:
-        """Money in at the province and down to each paying account in two tranches, each
-        tranche arriving before the payments it funds (so no account goes negative by date)."""
-        second = {"central": _d(6, 10), "provincial": _d(6, 15)}
-        needs: dict[tuple[str, str, int], int] = defaultdict(int)
-        for day, _, s in (x for steps in self.business.values() for x in steps):
-            if s.step == "FundAccount.Disbursed":
-                region, source = self.accounts[s.subject]
-                tranche = int(day >= second[source] + dt.timedelta(days=15))
-                needs[region, source, tranche] += s.content["amount_fen"]
-        for source, (first_day, second_day) in (("central", (_d(1, 10), second["central"])),
-                                                ("provincial", (_d(1, 15), second["provincial"]))):
-            for tranche, day in enumerate((first_day, second_day)):
-                wanted = {t: _round_up(needs[t, source, tranche] * 103 // 100)
-                          for t in townships(self.size)}
-                county = sum(wanted.values()) + _round_up(needs[COUNTY, source, tranche])
+        """Money in at the province and down to each paying account in quarterly tranches.
+
+        A tranche brings an account what it pays until the next tranche arrives, less what
+        it still holds (money recovered or reversed included): no account goes negative,
+        and no money waits a quarter for payments that come later, so none sits idle
+        (资金滞留) by the log clock.  Run after every payment is planned."""
+        flows: dict[tuple[str, str], list[tuple[dt.date, int]]] = defaultdict(list)
+        for e in self.timeline:
+            s = e.item
+            if isinstance(s, Step) and s.step in MONEY_BACK | {"FundAccount.Disbursed"}:
+                sign = -1 if s.step == "FundAccount.Disbursed" else 1
+                flows[self.accounts[s.subject]].append((e.at, sign * s.content["amount_fen"]))
+        for source, days in TRANCHES.items():
+            arrivals = [_later(day, ARRIVES_AFTER) for day in days] + [dt.date.max]
+            wanted: dict[tuple[str, int], int] = {}
+            for region in [*townships(self.size), COUNTY]:
+                balance = 0
+                for k in range(len(days)):
+                    window = [fen for day, fen in flows[region, source]
+                              if (k == 0 or day >= arrivals[k]) and day < arrivals[k + 1]]
+                    wanted[region, k] = max(0, -sum(f for f in window if f < 0) - balance)
+                    balance += wanted[region, k] + sum(window)
+            for k, day in enumerate(days):
+                county = sum(wanted[t, k] for t in [*townships(self.size), COUNTY])
                 if not county:
                     continue
-                self.add("funding", Step(
+                self.add(Step(
                     day, "FundAccount.Received", self.account(PROVINCE, source), {
                         "movement_id": self.movement_id(), "amount_fen": county,
                         "effective_date": day.isoformat(), "purpose": "special_fund",
                         "document_no": f"财农〔{YEAR}〕{self.next('doc-province')}号",
                         "source": {"central": "中央财政专项扶贫资金",
                                    "provincial": "省级财政专项扶贫资金"}[source]},
-                    _money_signers(PROVINCE)))
+                    _money_signers(PROVINCE)), first=True)
                 self.allocate(_later(day, 5), PROVINCE, CITY, source, county, "示财农")
                 self.allocate(_later(day, 10), CITY, COUNTY, source, county, "示市财农")
-                for i, (t, amount) in enumerate(wanted.items()):
-                    if amount and i == 0 and tranche == 0 and source == "central":
-                        self.misallocate(_later(day, 15), t, amount)
+                for i, t in enumerate(townships(self.size)):
+                    amount = wanted[t, k]
+                    if amount and i == 0 and k == 0 and source == "central":
+                        self.misallocate(arrivals[k], t, amount)
                     if amount:
-                        self.allocate(_later(day, 15), COUNTY, t, source, amount, "追县财农")
+                        self.allocate(arrivals[k], COUNTY, t, source, amount, "追县财农")
 
     def allocate(self, day: dt.date, frm: str, to: str, source: str, amount: int,
                  prefix: str) -> dict[str, Any]:
@@ -751,23 +868,19 @@ class _Planner:
                    "amount_fen": amount, "effective_date": day.isoformat(),
                    "purpose": "special_fund",
                    "document_no": f"{prefix}〔{YEAR}〕{self.next(prefix)}号"}
-        self.add("funding", Step(day, "FundAccount.Allocated", self.account(frm, source), content,
-                      _money_signers(frm, large=True)))
+        self.add(Step(day, "FundAccount.Allocated", self.account(frm, source), content,
+                      _money_signers(frm, large=True)), first=True)
         return content
 
     def misallocate(self, day: dt.date, township: str, amount: int) -> None:
         """A digit dropped when keying an allocation (少录一位), reversed the same day."""
         wrong = self.allocate(day, COUNTY, township, "central", amount // 10, "追县财农")
-        self.add("funding", Step(day, "FundAccount.Reversed", self.account(COUNTY, "central"), {
+        self.add(Step(day, "FundAccount.Reversed", self.account(COUNTY, "central"), {
             "movement_id": self.movement_id(), "of_movement_id": wrong["movement_id"],
             "amount_fen": wrong["amount_fen"], "effective_date": day.isoformat(),
             "purpose": "special_fund", "document_no": f"{wrong['document_no']}-冲",
-            "reason": "下达金额录入错误（少录一位），冲正后重新下达"}, _money_signers(COUNTY)))
-
-
-def _round_up(fen: int, unit: int = 1_000_000) -> int:
-    """Up to whole 10,000 yuan, as allocations are made."""
-    return -(-fen // unit) * unit
+            "reason": "下达金额录入错误（少录一位），冲正后重新下达"}, _money_signers(COUNTY)),
+            first=True)
 
 
 def _money_signers(region: str, large: bool = False) -> tuple[tuple[str, str], ...]:
@@ -835,20 +948,25 @@ def _signed_commands(steps: list[Step], seed: int, in_worker: bool) -> Iterator[
 
 
 def build_demo(app: Zhuisu, size: str = "small", seed: int = 20251,
-               progress: Callable[[int, int], None] | None = None, *,
+               progress: Callable[[int, int], None] | None = None, *, plant: int = 0,
                allow_existing: bool = False, sign_in_worker: bool | None = None) -> DemoSummary:
     """Build the synthetic county of ``size`` and its year 2025 through ``app.execute``.
 
-    One transaction (``app.batch()``) for the set-up, one for the money coming in and going
-    down, one per village (its identification, then its year in date order) and one for
-    the county's own project, so each household is loaded once.  ``progress(done,
-    total)`` counts commands run, every 1,000 and after each transaction.
-    ``sign_in_worker`` (default: on for small and larger sizes when there is more than one
-    CPU) signs the commands in a second process, overlapping with their execution.
-    A store that already holds events is refused (``StoreNotEmpty``) unless
-    ``allow_existing``; even then the demo's fixed region and official codes must be free.
+    One transaction (``app.batch()``) for the set-up, then the year in record order,
+    ``MAX_TRANSACTION`` commands a transaction.  While it runs, record time is simulated
+    (``RecordClock``): ``app.clock`` and the events' timestamps follow the business dates
+    (restored afterwards).  ``plant`` adds that many of each kind of misconduct the red-flag
+    rules look for (``api.demo_misconduct``); ``DemoSummary.truth`` says what was planted
+    and what the rules must find.  ``progress(done, total)`` counts commands run, every
+    1,000 and after each transaction.  ``sign_in_worker`` (default: on for small and larger
+    sizes when there is more than one CPU) signs the commands in a second process,
+    overlapping with their execution.  A store that already holds events is refused
+    (``StoreNotEmpty``) unless ``allow_existing``; even then the demo's fixed region and
+    official codes must be free.
     """
     _shape(size)
+    if plant < 0:
+        raise ValueError("plant is a number of misconduct items per kind (0 or more)")
     if not allow_existing and not store_is_empty(app):
         raise StoreNotEmpty(
             f"the store already holds {app.recorder.max_notification_id()} events; the demo "
@@ -860,25 +978,32 @@ def build_demo(app: Zhuisu, size: str = "small", seed: int = 20251,
     plan.plan_setup()
     plan.plan_identification()
     plan.plan_year()
+    from api.demo_misconduct import plant_misconduct  # the planter builds on this planner
+
+    truth = plant_misconduct(plan, plant)
+    plan.plan_funding()
     batches = plan.batches()
     total = sum(len(b) for b in batches)
-    steps = [item for batch in batches for item in batch if isinstance(item, Step)]
+    steps = [item for batch in batches for _, item in batch if isinstance(item, Step)]
     if sign_in_worker is None:
         sign_in_worker = len(steps) >= 5000 and (os.cpu_count() or 1) > 1
     commands = _signed_commands(steps, seed, sign_in_worker)
+    clock = RecordClock(seed)
     done = 0
     if progress:
         progress(done, total)
     try:
-        for batch in batches:
-            with app.batch():
-                for item in batch:
-                    _run(app, item, commands)
-                    done += 1
-                    if progress and done % 1000 == 0:
-                        progress(done, total)
-            if progress:
-                progress(done, total)
+        with clock.driving(app):
+            for batch in batches:
+                with app.batch():
+                    for day, item in batch:
+                        clock.advance(day)
+                        _run(app, item, commands)
+                        done += 1
+                        if progress and done % 1000 == 0:
+                            progress(done, total)
+                if progress:
+                    progress(done, total)
     finally:
         commands.close()
     seconds = time.perf_counter() - started
@@ -887,22 +1012,58 @@ def build_demo(app: Zhuisu, size: str = "small", seed: int = 20251,
         size=size, seed=seed, households=len(plan.households),
         officials=len(official_codes(size)),
         helpers=sum(len(h) for h in plan.helpers.values()), projects=plan.projects,
-        payments=sum(1 for b in batches for s in b
-                     if isinstance(s, Step) and s.step == "FundAccount.Disbursed"),
+        payments=sum(1 for s in steps if s.step == "FundAccount.Disbursed"),
         events_written=events, seconds=seconds, events_per_second=events / seconds,
         final_status={h.code: h.status for h in plan.households}, keys=demo_keys(seed, size),
         accounts={f"{r}/{s}": str(FundAccount.create_id(r, s))
                   for r in [PROVINCE, CITY, COUNTY, *townships(size)]
-                  for s in ("central", "provincial")})
+                  for s in ("central", "provincial")},
+        plant=plant, truth=truth)
 
 
 def _run(app: Zhuisu, item: Admin | Step, commands: Iterator[dict[str, Any]]) -> None:
     try:
         if isinstance(item, Admin):
-            getattr(app, item.verb)(*item.args)
+            getattr(app, item.verb)(*item.args, **(item.kwargs or {}))
         else:
             app.execute(next(commands))
     except Exception as exc:
         what = (item.verb if isinstance(item, Admin)
                 else f"{item.step} on {item.subject} ({item.day})")
         raise DemoStepRefused(f"demo step {what} was refused: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------
+# simulated record time
+
+class RecordClock:
+    """Record time while the demo is written: each item is recorded a seeded 0–3 days after
+    its record date (its business date unless planted late), in office hours (09:00–18:00
+    Beijing time, as UTC).  Transactions are written in order of their first record date
+    but may overlap (a village's identification round, a month of the rest), so record
+    times are not always increasing along the log.
+
+    ``driving(app)`` sets ``app.clock`` to this clock — the application stamps its events
+    with it (the record time stored with each event) — and restores it on leaving.
+    """
+
+    def __init__(self, seed: int):
+        self.rng = random.Random(f"zhuisu-demo/{seed}/record-time")
+        self.now = dt.datetime.combine(SET_UP_ON, dt.time(1), tzinfo=dt.timezone.utc)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, day: dt.date) -> None:
+        delay = dt.timedelta(days=self.rng.choice((0, 0, 0, 1, 1, 2, 3)),
+                             seconds=self.rng.randrange(9 * 3600))
+        self.now = dt.datetime.combine(day, dt.time(1), tzinfo=dt.timezone.utc) + delay
+
+    @contextmanager
+    def driving(self, app: Zhuisu) -> Iterator[None]:
+        saved, app.clock = app.clock, self
+        try:
+            yield
+        finally:
+            app.clock = saved
+

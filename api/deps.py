@@ -126,6 +126,7 @@ Submitter = Annotated[Principal, Depends(_allowed(Action.SUBMIT))]
 Admin = Annotated[Principal, Depends(_allowed(Action.ADMINISTER))]
 AccessLogReader = Annotated[Principal, Depends(_allowed(Action.READ_ACCESS_LOG))]
 CaseWriter = Annotated[Principal, Depends(_allowed(Action.WRITE_CASES))]
+SurveyWriter = Annotated[Principal, Depends(_allowed(Action.RECORD_SURVEYS))]
 
 
 # jurisdiction and the access log -------------------------------------------------------

@@ -16,12 +16,15 @@ role                    may
                         approval and beneficiaries (项目审批下放到县)
 ``fund_officer``        read; submit money movements (``FundAccount.*``: 收到, 下达, 拨付,
                         追回, 冲正)
-``inspector``           read (recorded in the access log); write discipline-inspection cases
-                        only (纪检监察: case routes are still to come; every signed step is
-                        refused)
+``inspector``           read (reads of households, cases and flags recorded in the access
+                        log); write discipline-inspection cases (纪检监察: open, steps,
+                        recovery orders) and record satisfaction surveys; every signed step
+                        is refused
 ``reviewer``            read only (recorded in the access log)
 ``admin``               read; administer (regions, units, officials, positions, keys,
-                        relatives, opening accounts); read the access log and tokens' use
+                        relatives, opening accounts); record satisfaction surveys; read the
+                        access log and tokens' use — but not write cases: a case is the
+                        discipline commission's decision, recorded under an inspector's name
 ======================  ====================================================================
 
 Everything is confined to the token's jurisdiction.  The jurisdiction of a command is the
@@ -55,7 +58,8 @@ class Action(str, enum.Enum):
     SUBMIT = "submit"  # POST /commands; which steps: STEPS_BY_ROLE
     ADMINISTER = "administer"  # regions, units, officials, positions, keys, relatives, accounts
     READ_ACCESS_LOG = "read_access_log"  # GET /access-log
-    WRITE_CASES = "write_cases"  # discipline-inspection cases (routes still to come)
+    WRITE_CASES = "write_cases"  # discipline-inspection cases: open, steps, recovery orders
+    RECORD_SURVEYS = "record_surveys"  # 群众满意度调查 of a region
 
 
 R = ApiRole
@@ -97,20 +101,29 @@ PERMISSIONS: Mapping[ApiRole, frozenset[Action]] = {
     R.TOWNSHIP_REVIEWER: frozenset(_ALL_READ | {Action.SUBMIT}),
     R.COUNTY_APPROVER: frozenset(_ALL_READ | {Action.SUBMIT}),
     R.FUND_OFFICER: frozenset(_ALL_READ | {Action.SUBMIT}),
-    R.INSPECTOR: frozenset(_ALL_READ | {Action.WRITE_CASES}),
+    R.INSPECTOR: frozenset(_ALL_READ | {Action.WRITE_CASES, Action.RECORD_SURVEYS}),
     R.REVIEWER: frozenset(_ALL_READ),
-    R.ADMIN: frozenset(_ALL_READ | {Action.ADMINISTER, Action.READ_ACCESS_LOG}),
+    R.ADMIN: frozenset(_ALL_READ | {Action.ADMINISTER, Action.READ_ACCESS_LOG,
+                                    Action.RECORD_SURVEYS}),
 }
 
 # Whose reads are recorded in the access log (who looked at what), and of which subjects.
 AUDITED_READERS = frozenset({R.INSPECTOR, R.REVIEWER})
-AUDITED_SUBJECTS = frozenset({"household"})  # "case" joins when cases exist
+AUDITED_SUBJECTS = frozenset({"household", "case", "flag"})
 
 _WHY_NOT = {
     R.INSPECTOR: "an inspector reads within its jurisdiction and writes cases only",
     R.REVIEWER: "a reviewer only reads",
     R.ADMIN: "an administrator administers; signed steps are submitted by the officials' "
              "roles",
+}
+# Why an action is refused to every role that lacks it (before the role's own reason).
+_WHY_NOT_ACTION = {
+    Action.WRITE_CASES: "cases of discipline inspection (纪检监察) are opened and kept by "
+                        "inspectors only, independently of the officials whose steps they "
+                        "examine",
+    Action.RECORD_SURVEYS: "satisfaction surveys (群众满意度调查) are recorded by inspectors "
+                           "and administrators",
 }
 
 
@@ -141,7 +154,8 @@ class Principal:
 
 def check_may(principal: Principal, action: Action) -> None:
     if action not in PERMISSIONS[principal.role]:
-        why = _WHY_NOT.get(principal.role, f"role {principal.role.value} may not {action.value}")
+        why = _WHY_NOT_ACTION.get(action) or _WHY_NOT.get(
+            principal.role, f"role {principal.role.value} may not {action.value}")
         raise RoleNotPermitted(f"role {principal.role.value} may not {action.value}: {why}",
                                field="Authorization")
 

@@ -187,3 +187,32 @@ def step_catalogue() -> dict[str, dict[str, Any]]:
         out[step] = {"aggregate": cls.__name__, "area": area.value,
                      "fields": sorted(step_fields(step)), "signers": signers}
     return out
+
+
+# replay (projections.replay.aggregate_as_of) -----------------------------------------------
+def aggregate_view(found: Any) -> dict[str, Any]:
+    """An aggregate as of a moment: its state then and its events up to then."""
+    aggregate = found.aggregate
+    out: dict[str, Any] = {"aggregate_id": str(aggregate.id), "type": type(aggregate).__name__,
+                           "as_of": found.at.describe(), "version": found.version}
+    if found.effective_state is not None:
+        out["effective_state"] = found.effective_state
+    else:
+        out["state"] = _summary(aggregate)
+    out["events"] = [event_view(e) for e in found.events]
+    return out
+
+
+def _summary(aggregate: Any) -> dict[str, Any]:
+    if isinstance(aggregate, Household):
+        return {**household_summary(aggregate),
+                "history": [{"effective_date": d.isoformat(), "status": s.value}
+                            for d, s in aggregate.history]}
+    if isinstance(aggregate, FundAccount):
+        return account_summary(aggregate)
+    if isinstance(aggregate, Project):
+        return project_summary(aggregate)
+    if isinstance(aggregate, Official):
+        return official_summary(aggregate)
+    # other aggregates (regions, units, …): what every aggregate has; their events say more
+    return {"id": str(aggregate.id), "version": aggregate.version}

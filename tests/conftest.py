@@ -165,6 +165,18 @@ def world(app: Zhuisu) -> World:
     return a_county_world(app)
 
 
+@pytest.fixture
+def close_read_models() -> Iterator[None]:
+    """After the test: dispose of the read models' engines and the log readers opened for
+    it (modules that query projections: ``pytestmark = usefixtures("close_read_models")``)."""
+    yield
+    from projections import runner
+    from projections.store import dispose
+
+    dispose()
+    runner.close_sources()
+
+
 # the HTTP API (tests/api_support.py) -------------------------------------------------
 @pytest.fixture
 def api(app: Zhuisu) -> Iterator[Any]:

@@ -133,6 +133,15 @@ def a_county_world(app: Zhuisu) -> World:
     return World(app)
 
 
+def read_models(app: Zhuisu) -> Any:
+    """The projections of ``app``'s store, caught up with its log: an engine to query."""
+    from projections import runner
+    from projections.store import engine_for
+
+    runner.catch_up(app)
+    return engine_for(app.database_url)
+
+
 # signing --------------------------------------------------------------------------
 def signing_rule(app: Zhuisu, step: str, subject: UUID | str,
                  content: Mapping[str, Any]) -> tuple[StepRule, RegionPath]:

@@ -17,7 +17,7 @@ from api.cli import app
 from api.settings import Settings, build_app
 from domain.application import Zhuisu
 from domain.household import Household
-from domain.identity import check_digit
+from domain.identity import check_digit, hash_bank_account
 from domain.official import Official
 
 pytestmark = pytest.mark.usefixtures("restore_logging")  # the CLI configures logging
@@ -79,6 +79,36 @@ def sign(tmp_path: Path, key_file: Path, command: dict[str, Any]) -> Path:
                                  "--role", "preparer", "--out", str(signed)])
     assert result.exit_code == 0, result.output
     return signed
+
+
+def test_sign_hashes_a_clear_bank_account_number_like_an_id_number(
+        tmp_path: Path, store: Zhuisu, key_file: Path) -> None:
+    command = application()
+    del command["content"]["bank_account_hash"]
+    command["content"]["bank_account"] = "6217 0023 1234 5678 901"
+    signed = sign(tmp_path, key_file, command)
+
+    text = signed.read_text()
+    assert "6217" not in text and "bank_account\"" not in text
+    envelope = json.loads(text)
+    assert envelope["content"]["bank_account_hash"] == hash_bank_account(
+        "6217002312345678901", store.id_pepper)
+    result = runner.invoke(app, ["submit", str(signed)])
+    assert result.exit_code == 0, result.stderr
+
+
+def test_sign_refuses_a_bank_account_that_is_not_a_number(tmp_path: Path, store: Zhuisu,
+                                                          key_file: Path) -> None:
+    command = application()
+    del command["content"]["bank_account_hash"]
+    command["content"]["bank_account"] = "not-a-card"
+    unsigned = tmp_path / "cmd.json"
+    unsigned.write_text(json.dumps(command, ensure_ascii=False))
+    result = runner.invoke(app, ["sign", str(unsigned), "--key", str(key_file),
+                                 "--official", str(Official.create_id("acc")),
+                                 "--role", "preparer"])
+    assert result.exit_code != 0
+    assert "content.bank_account" in result.stderr
 
 
 def test_keygen_writes_a_private_key_file_only_its_owner_can_read(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from api.settings import Settings, build_app
 from domain.application import Zhuisu
 from domain.fund_account import FundAccount
 from domain.household import Household, Status
+from domain.identity import check_digit
 from domain.money import PURPOSES
 from domain.official import Official
 from domain.signed import signed_content, step_name
@@ -167,3 +168,34 @@ def test_refuses_a_store_that_is_not_empty_and_hands_out_keys_to_sign_more(tiny,
                            content, [(f"{village}-accountant", "preparer"),
                                      (f"{village[:9]}-poverty-officer", "reviewer")])
     assert app.execute(command)["recorded"]
+
+
+def test_each_step_is_recorded_0_to_3_days_after_its_business_date_on_a_simulated_clock(
+        tiny) -> None:
+    """Record time follows the business dates while the demo is written (nothing looks
+    backdated), in office hours in China; afterwards the app's clock is its own again."""
+    app, summary = tiny
+    lags = Counter()
+    for event in stored_events(app)[:summary.events_written]:
+        day = vars(event).get("effective_date")
+        if day is None:
+            continue
+        assert event.timestamp.tzinfo is not None
+        lags[(event.timestamp.date() - day).days] += 1
+        assert 1 <= event.timestamp.hour < 10, event.timestamp  # 09:00–18:00 CST
+    assert set(lags) <= {0, 1, 2, 3} and len(lags) == 4
+    now = dt.datetime.now(dt.timezone.utc)
+    assert abs(app.clock() - now) < dt.timedelta(minutes=1)
+    number = "99012119900101001" + check_digit("99012119900101001")
+    app.register_official("after-the-demo", "演示之后", "990121-PO", number)
+    official = app.load(Official, Official.create_id("after-the-demo"))
+    assert abs(official.modified_on - now) < dt.timedelta(minutes=1)  # the framework's clock
+
+
+def test_a_custom_size_names_townships_villages_and_households(tmp_path: Path) -> None:
+    app = sqlite_app(tmp_path)
+    summary = build_demo(app, "2x1x6")
+    assert summary.households == 12
+    assert {code[1:10] for code in summary.final_status} == {"990121101", "990121102"}
+    with pytest.raises(ValueError, match="TxVxH"):
+        build_demo(sqlite_app(tmp_path / "bad"), "2x1")

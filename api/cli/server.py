@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -46,6 +47,10 @@ def demo(
     size: Annotated[DemoSize, typer.Option(help="how much demo data")] = DemoSize.small,
     seed: Annotated[int | None, typer.Option(
         help="random seed (same seed, same data); default: the demo's own")] = None,
+    plant: Annotated[int, typer.Option(
+        min=0, help="plant this many of each kind of misconduct the red-flag rules look for")] = 0,
+    truth: Annotated[Path | None, typer.Option(
+        help="write the ground truth (what was planted, what the rules must flag) as JSON")] = None,
 ) -> None:
     """Fill an empty store with demo regions, officials, households and money."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -63,7 +68,8 @@ def demo(
                "a new one)")
     if not store_is_empty(zhuisu):
         fail(refusal)
-    options: dict[str, Any] = {"size": size.value} | ({} if seed is None else {"seed": seed})
+    options: dict[str, Any] = ({"size": size.value} | ({} if seed is None else {"seed": seed})
+                               | ({"plant": plant} if plant else {}))
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task(f"demo ({size.value})", total=None)
@@ -76,3 +82,9 @@ def demo(
     typer.echo(f"demo ({size.value}): {summary.households} households, "
                f"{summary.officials} officials, {summary.events_written} events written in "
                f"{summary.seconds:.1f} s ({summary.events_per_second:,.0f} events/s)")
+    if truth is not None:
+        from api.demo_misconduct import write_truth
+
+        write_truth(summary.truth, truth)
+        planted = sum(len(r["planted"]) for r in summary.truth["rules"].values())
+        typer.echo(f"truth: {planted} planted items ({plant} per kind) written to {truth}")

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from api.cli.adapter import UserError, fail, print_json, read_json, run, settings
 from api.settings import Settings
 from domain.household import Household
-from domain.identity import hash_id_number
+from domain.identity import hash_bank_account, hash_id_number
 from domain.signing import Role, SigningKey, b64, canonical_json, unb64
 
 app = typer.Typer()
@@ -51,20 +51,30 @@ def load_key(path: Path) -> SigningKey:
         raise UserError(f"{path}: the private key is not a 32-byte Ed25519 key") from exc
 
 
+def _pepper(s: Settings) -> bytes:
+    path = s.id_pepper_file
+    if not path.exists():
+        raise UserError(f"no ID pepper at {path}; set ZHUISU_ID_PEPPER_FILE to the "
+                        "deployment's pepper so hashes match the register")
+    return s.id_pepper()
+
+
 def hash_members(content: dict[str, Any], s: Settings) -> bool:
-    """Replace clear ID numbers in ``members`` by their keyed hash; True if any was."""
+    """Replace clear ID numbers in ``members`` (and a clear ``bank_account``) by their
+    keyed hash; True if any was."""
     members = content.get("members")
     changed = False
     for i, member in enumerate(members if isinstance(members, list) else []):
         if isinstance(member, dict) and "id_number" in member:
-            path = s.id_pepper_file
-            if not path.exists():
-                raise UserError(f"no ID pepper at {path}; set ZHUISU_ID_PEPPER_FILE to the "
-                                "deployment's pepper so hashes match the register")
             number = member.pop("id_number")
-            member["id_number_hash"] = hash_id_number(str(number), s.id_pepper(),
+            member["id_number_hash"] = hash_id_number(str(number), _pepper(s),
                                                       f"content.members[{i}].id_number")
             changed = True
+    if "bank_account" in content:
+        number = content.pop("bank_account")
+        content["bank_account_hash"] = hash_bank_account(str(number), _pepper(s),
+                                                         "content.bank_account")
+        changed = True
     return changed
 
 
@@ -108,8 +118,8 @@ def sign(
 ) -> None:
     """Add your signature over the command's canonical content.
 
-    Clear ID numbers in content.members[*].id_number are first replaced by their keyed
-    hash (the deployment's ID pepper), so no ID number is ever signed or sent.
+    Clear ID numbers in content.members[*].id_number (and a clear content.bank_account)
+    are first replaced by their keyed hash (the deployment's ID pepper), so no ID number is ever signed or sent.
     """
     s = settings()
     signed = run(lambda: sign_envelope(read_json(command_json), load_key(key), official, role, s))
