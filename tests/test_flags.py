@@ -8,8 +8,8 @@ accountant, reviewed by its head, approved by its party secretary.
 
 Two rules cannot be reached through the domain and are tested on synthetic events fed to
 the projection on a scratch database: ``PAY_UNREGISTERED`` (a payment to a household not
-on the register is refused at the door — it is reached, and then withdrawn, only when a
-transaction stores the payment before the payee's registration) and ``SIGNERS_RELATED``
+on the register is refused at the door — it is reached, and then withdrawn, only when two
+transactions race and the payment is stored before the payee's registration) and ``SIGNERS_RELATED``
 with preparer = approver (refused as ``SeparationOfDuties``; related signers are planted
 by declared relatives).  ``BACKDATED`` compares the business date with the event's record
 time, which the application stamps with its clock: the tests set it (``record_time``).
@@ -36,6 +36,7 @@ from domain.fund_account import FundAccount
 from domain.household import Household
 from domain.signing import b64
 from factories import (
+    APPLIED_ON,
     CITY,
     COUNTY,
     OTHER_VILLAGE,
@@ -45,6 +46,7 @@ from factories import (
     VILLAGE,
     a_funded_account,
     a_household_applied,
+    a_household_through,
     a_registered_household,
     allocation,
     an_exited_household,
@@ -52,6 +54,7 @@ from factories import (
     exit_steps,
     household_payment,
     id_number,
+    identification_steps,
     key_for,
     official,
     official_id,
@@ -211,23 +214,6 @@ def test_payment_on_or_after_a_removal_recorded_later_is_flagged_not_the_day_bef
     assert_rebuild_gives_the_same_flags(app)
 
 
-def test_removal_stored_before_the_payment_in_one_transaction_is_found_by_the_payment(app, world):
-    hid = str(a_registered_household(world, "H1"))
-    a_funded_account(world, TOWNSHIP, 5_000_000)
-    with app.batch():
-        run(world, "Household.AnnualReviewRecorded", hid,
-            {"year": 2025, "effective_date": "2025-02-01", "income_per_capita_fen": 300_000,
-             "members_count": 2, "notes": ""})  # the household first in the transaction
-        paid = pay(world, hid, day=D(2025, 6, 10))
-        run(world, "Household.RemovedFromRegister", hid, removal(D(2025, 6, 1)))
-    assert positions(app, "Household.RemovedFromRegister", hid)[0] < \
-        positions(app, "FundAccount.Disbursed", T)[0]
-    [flag] = flags(app, "PAY_REMOVED")
-    assert flag["subject_id"] == paid
-    assert flag["log_position"] == positions(app, "FundAccount.Disbursed", T)[0]
-    assert_rebuild_gives_the_same_flags(app)
-
-
 def test_payment_dated_after_an_exit_approved_later_is_flagged_unless_aid_continues(app, world):
     hid = str(a_registered_household(world, "H1"))
     a_funded_account(world, TOWNSHIP, 5_000_000)
@@ -250,22 +236,6 @@ def test_payment_dated_after_an_exit_approved_later_is_flagged_unless_aid_contin
     assert payment_evidence(late) in flag["evidence"]
     assert flag["detail"]["status"] == "exited" and flag["detail"]["purpose"] == "hh_industry"
     assert flags(app, "PAY_REMOVED") == [] and flags(app, "PAY_UNREGISTERED") == []
-    assert_rebuild_gives_the_same_flags(app)
-
-
-def test_payment_stored_before_the_payees_registration_is_flagged_then_withdrawn(app, world):
-    """In one transaction the account's events come first: when the payment is handled the
-    payee is not on the register yet; its approval, stored next, withdraws the flag."""
-    with app.batch():
-        run(world, "FundAccount.Received", T, receipt(1_000_000))  # the account goes first
-        hid = str(a_registered_household(world, "H9"))
-        paid = pay(world, hid, day=D(2025, 3, 1))
-    approved_at = positions(app, "Household.ApprovedByCounty", hid)[0]
-    assert positions(app, "FundAccount.Disbursed", T)[0] < approved_at
-
-    assert flags(app, "PAY_UNREGISTERED") == []
-    flag = get_flag(engine_for(app.database_url), f"PAY_UNREGISTERED:{paid}")
-    assert (flag["standing"], flag["withdrawn_position"]) == (False, approved_at)
     assert_rebuild_gives_the_same_flags(app)
 
 
@@ -648,6 +618,59 @@ def test_rules_the_domain_refuses_at_the_door_on_synthetic_events(store):
         with engine.connect() as conn:
             dumps.append(dump(conn, TABLES))
     assert dumps[0] == dumps[1]
+
+
+def test_removal_stored_before_a_payment_dated_after_it_is_found_by_the_payment(store):
+    """The domain refuses a payment to a household already removed, so this order arises
+    only when two transactions race (the payment read the household before the removal
+    committed): the payment's own event must raise PAY_REMOVED, in any batching."""
+    events = synthetic_events()
+    stamp = events[0].data["timestamp"]
+    removed = Event(11, "h-9", 3, "Household.RemovedFromRegister", {
+        "timestamp": stamp, "effective_date": D(2025, 3, 6), "reason": "家庭成员为财政供养人员",
+        "signatures": []})
+    late = events[-1]
+    late = Event(12, late.originator_id, 5, late.step,
+                 {**late.data, "movement_id": "m-3", "effective_date": D(2025, 3, 7)})
+    events += [removed, late]
+    dumps = []
+    for batches in (1, len(events)):
+        engine = engine_for(store.new_database_url())
+        projection = Flags(RuleSettings())
+        ensure_schema(engine, [projection])
+        size = len(events) // batches
+        for i in range(0, len(events), size):
+            feed(engine, projection, events[i:i + size])
+        [flag] = list_flags(engine, rule_id="PAY_REMOVED")
+        assert (flag["subject_id"], flag["log_position"]) == ("m-3", 12)
+        assert flag["evidence"][:2] == [payment_evidence("m-3"), {"kind": "household", "ref": "h-9"}]
+        assert flag["signers"] == ["official-a", "official-b", "official-c"]
+        assert flag["detail"]["status_since"] == "2025-03-06"
+        with engine.connect() as conn:
+            dumps.append(dump(conn, TABLES))
+    assert dumps[0] == dumps[1]
+
+
+def test_payment_stored_before_the_payees_registration_is_flagged_then_withdrawn(store):
+    """A race the other way: the payment is stored before the county's approval, which is
+    effective before the payment's date.  When the payment is handled the payee is not on
+    the register; the approval, stored next, withdraws the flag."""
+    events = synthetic_events()
+    approval = events[-2]
+    assert (approval.position, approval.step) == (9, "Household.ApprovedByCounty")
+    events[-2] = Event(9, approval.originator_id, approval.version, approval.step,
+                      {**approval.data, "effective_date": D(2025, 2, 20)})
+    for batches in (1, len(events)):
+        engine = engine_for(store.new_database_url())
+        projection = Flags(RuleSettings())
+        ensure_schema(engine, [projection])
+        size = len(events) // batches
+        for i in range(0, len(events), size):
+            feed(engine, projection, events[i:i + size])
+        assert list_flags(engine, rule_id="PAY_UNREGISTERED") == []
+        flag = get_flag(engine, "PAY_UNREGISTERED:m-1")
+        assert (flag["standing"], flag["log_position"], flag["withdrawn_position"]) == (
+            False, 8, 9)
 
 
 # rebuilds, settings and the queries ----------------------------------------------------------
