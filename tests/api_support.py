@@ -25,6 +25,17 @@ from domain.application import Zhuisu
 NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 
 
+def refused(response: Any, status: int, rule: str, field: str | None = None) -> dict[str, Any]:
+    """The problem+json body of a refusal, checked: status, rule and (when given) field."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["rule"] == rule, body
+    if field is not None:
+        assert body["field"] == field, body
+    return body
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -42,6 +42,15 @@ REGIONS = [
     (VILLAGE, "坪地村", "village", TOWNSHIP),
     (OTHER_VILLAGE, "高坡村", "village", TOWNSHIP),
 ]
+COUNTY_B = "522626"  # a neighbouring county with nothing in it: for jurisdiction denials
+
+
+def another_county(world: World) -> str:
+    """施秉县 beside the world's county (same city): callers bound to it see none of the world."""
+    world.app.create_region(COUNTY_B, "施秉县", "county", CITY)
+    return COUNTY_B
+
+
 UNIT_KIND = {"province": "government", "city": "government", "county": "government",
              "township": "government", "village": "village_committee"}
 

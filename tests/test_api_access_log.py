@@ -6,12 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from factories import (
+    COUNTY,
+    COUNTY_B,
+    VILLAGE,
+    World,
+    a_funded_account,
+    a_household_through,
+    another_county,
+)
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-
-from factories import CITY, COUNTY, VILLAGE, World, a_funded_account, a_household_through
-
-COUNTY_B = "522626"
 
 
 def entries(api: Any, **params: Any) -> list[dict[str, Any]]:
@@ -54,7 +59,7 @@ def test_other_roles_reads_and_non_household_reads_are_not_recorded(api: Any,
 
 
 def test_a_refused_read_shows_nothing_and_records_nothing(api: Any, world: World) -> None:
-    world.app.create_region(COUNTY_B, "施秉县", "county", CITY)
+    another_county(world)
     hid = a_household_through(world, 0)
     assert api.as_("inspector", COUNTY_B).get(f"/households/{hid}").status_code == 403
     assert entries(api) == []
@@ -79,7 +84,7 @@ def test_the_access_log_pages_and_filters(api: Any, world: World) -> None:
 
 def test_an_administrator_sees_reads_within_its_own_jurisdiction_only(api: Any,
                                                                       world: World) -> None:
-    world.app.create_region(COUNTY_B, "施秉县", "county", CITY)
+    another_county(world)
     hid = a_household_through(world, 0)
     api.as_("inspector", COUNTY).get(f"/households/{hid}")
     assert len(api.as_("admin", COUNTY).get("/access-log").json()["items"]) == 1

@@ -13,17 +13,15 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from openpyxl import load_workbook
-
-from audit.reports import read_csv
+from api_support import refused
 from factories import (
-    CITY,
     COUNTY,
     TOWNSHIP,
     VILLAGE,
     World,
     a_funded_account,
     a_registered_household,
+    another_county,
     household_payment,
     official,
     official_id,
@@ -32,9 +30,11 @@ from factories import (
     run,
     sign,
 )
+from openpyxl import load_workbook
+
+from audit.reports import read_csv
 
 D = dt.date
-COUNTY_B = "522626"
 CASE = "镇纪〔2025〕3号"
 URL = f"/cases/{quote(CASE, safe='')}"
 ACCOUNTANT = official_id(official("accountant", VILLAGE))
@@ -43,18 +43,7 @@ HEAD = official_id(official("head", TOWNSHIP))
 
 @pytest.fixture
 def county_b(world: World) -> str:
-    world.app.create_region(COUNTY_B, "施秉县", "county", CITY)
-    return COUNTY_B
-
-
-def refused(response: Any, status: int, rule: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["rule"] == rule, body
-    if field is not None:
-        assert body["field"] == field, body
-    return body
+    return another_county(world)
 
 
 def case_body(**kw: Any) -> dict[str, Any]:

@@ -9,12 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from api.roles import PERMISSIONS, STEPS_BY_ROLE, Action, ApiRole
-from domain.application import STEPS
-from domain.household import Household
+from api_support import refused
 from factories import (
-    CITY,
     COUNTY,
     OTHER_VILLAGE,
     TOWNSHIP,
@@ -24,6 +20,7 @@ from factories import (
     a_household_through,
     a_registered_household,
     an_approved_project,
+    another_county,
     application,
     household_payment,
     identification_steps,
@@ -31,23 +28,14 @@ from factories import (
     sign,
 )
 
-COUNTY_B = "522626"
+from api.roles import PERMISSIONS, STEPS_BY_ROLE, Action, ApiRole
+from domain.application import STEPS
+from domain.household import Household
 
 
 @pytest.fixture
 def county_b(world: World) -> str:
-    world.app.create_region(COUNTY_B, "施秉县", "county", CITY)
-    return COUNTY_B
-
-
-def refused(response: Any, status: int, rule: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["rule"] == rule, body
-    if field is not None:
-        assert body["field"] == field, body
-    return body
+    return another_county(world)
 
 
 # the table itself ----------------------------------------------------------------------

@@ -17,16 +17,17 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-
+from api_support import refused
 from factories import (
-    CITY,
     COUNTY,
+    COUNTY_B,
     TOWNSHIP,
     VILLAGE,
     World,
     a_household_through,
     a_registered_household,
     allocation,
+    another_county,
     household_payment,
     official,
     official_id,
@@ -34,9 +35,9 @@ from factories import (
     recovery,
     run,
 )
+
 from projections import runner
 
-COUNTY_B = "522626"
 ACCOUNTANT = official("finance_accountant", TOWNSHIP)
 
 
@@ -56,7 +57,7 @@ class Money:
 
 @pytest.fixture
 def money(world: World) -> Money:
-    world.app.create_region(COUNTY_B, "施秉县", "county", CITY)
+    another_county(world)
     h1 = a_registered_household(world, "H1")
     c, t = world.account(COUNTY), world.account(TOWNSHIP)
     r, a = receipt(1_000_000), allocation(t, 600_000)
@@ -73,14 +74,6 @@ def money(world: World) -> Money:
 def ok(response: Any) -> Any:
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def refused(response: Any, status: int, rule: str, field: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert (body["rule"], body["field"]) == (rule, field), body
-    return body
 
 
 def reads(api: Any) -> list[tuple[str, str]]:

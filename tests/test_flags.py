@@ -21,6 +21,32 @@ import datetime as dt
 import hashlib
 
 import pytest
+from factories import (
+    CITY,
+    COUNTY,
+    OTHER_VILLAGE,
+    PROVINCE,
+    START,
+    TOWNSHIP,
+    VILLAGE,
+    a_funded_account,
+    a_household_applied,
+    a_registered_household,
+    allocation,
+    an_exited_household,
+    application,
+    exit_steps,
+    household_payment,
+    id_number,
+    key_for,
+    official,
+    official_id,
+    person_number,
+    receipt,
+    removal,
+    reversal,
+    run,
+)
 
 from audit.rules import (
     RULE_IDS,
@@ -35,35 +61,6 @@ from domain.errors import InvalidInput, NotFound
 from domain.fund_account import FundAccount
 from domain.household import Household
 from domain.signing import b64
-from factories import (
-    APPLIED_ON,
-    CITY,
-    COUNTY,
-    OTHER_VILLAGE,
-    PROVINCE,
-    START,
-    TOWNSHIP,
-    VILLAGE,
-    a_funded_account,
-    a_household_applied,
-    a_household_through,
-    a_registered_household,
-    allocation,
-    an_exited_household,
-    application,
-    exit_steps,
-    household_payment,
-    id_number,
-    identification_steps,
-    key_for,
-    official,
-    official_id,
-    person_number,
-    receipt,
-    removal,
-    reversal,
-    run,
-)
 from projections import runner
 from projections.events import Event
 from projections.flags import Flags, flag_counts, get_flag, list_flags
