@@ -592,18 +592,24 @@ def feed(engine, projection, events):
         rows.flush()
 
 
+def projected_in_each_batching(store, events):
+    """The flags of ``events`` on a fresh database, fed in one batch and then one event per
+    batch: yields each database's engine in turn."""
+    for batches in (1, len(events)):
+        engine = engine_for(store.new_database_url())
+        projection = Flags(RuleSettings())
+        ensure_schema(engine, [projection])
+        size = len(events) // batches
+        for i in range(0, len(events), size):
+            feed(engine, projection, events[i:i + size])
+        yield engine
+
+
 def test_rules_the_domain_refuses_at_the_door_on_synthetic_events(store):
     """PAY_UNREGISTERED and preparer = approver, fed to the projection directly: in one
     batch, and one event per batch, with the same flags."""
     dumps = []
-    for batches in (1, len(synthetic_events())):
-        engine = engine_for(store.new_database_url())
-        projection = Flags(RuleSettings())
-        ensure_schema(engine, [projection])
-        events = synthetic_events()
-        size = len(events) // batches
-        for i in range(0, len(events), size):
-            feed(engine, projection, events[i:i + size])
+    for engine in projected_in_each_batching(store, synthetic_events()):
         [unregistered] = list_flags(engine, rule_id="PAY_UNREGISTERED")
         assert unregistered["subject_id"] == "m-1"
         assert unregistered["evidence"][:2] == [
@@ -631,13 +637,7 @@ def test_removal_stored_before_a_payment_dated_after_it_is_found_by_the_payment(
                  {**late.data, "movement_id": "m-3", "effective_date": D(2025, 3, 7)})
     events += [removed, late]
     dumps = []
-    for batches in (1, len(events)):
-        engine = engine_for(store.new_database_url())
-        projection = Flags(RuleSettings())
-        ensure_schema(engine, [projection])
-        size = len(events) // batches
-        for i in range(0, len(events), size):
-            feed(engine, projection, events[i:i + size])
+    for engine in projected_in_each_batching(store, events):
         [flag] = list_flags(engine, rule_id="PAY_REMOVED")
         assert (flag["subject_id"], flag["log_position"]) == ("m-3", 12)
         assert flag["evidence"][:2] == [payment_evidence("m-3"), {"kind": "household", "ref": "h-9"}]
@@ -657,13 +657,7 @@ def test_payment_stored_before_the_payees_registration_is_flagged_then_withdrawn
     assert (approval.position, approval.step) == (9, "Household.ApprovedByCounty")
     events[-2] = Event(9, approval.originator_id, approval.version, approval.step,
                       {**approval.data, "effective_date": D(2025, 2, 20)})
-    for batches in (1, len(events)):
-        engine = engine_for(store.new_database_url())
-        projection = Flags(RuleSettings())
-        ensure_schema(engine, [projection])
-        size = len(events) // batches
-        for i in range(0, len(events), size):
-            feed(engine, projection, events[i:i + size])
+    for engine in projected_in_each_batching(store, events):
         assert list_flags(engine, rule_id="PAY_UNREGISTERED") == []
         flag = get_flag(engine, "PAY_UNREGISTERED:m-1")
         assert (flag["standing"], flag["log_position"], flag["withdrawn_position"]) == (
