@@ -16,9 +16,11 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from api.settings import Settings, build_app
 from domain.application import Zhuisu
 from domain.fund_account import FundAccount
 from domain.household import EXIT_CHECKS, Household
@@ -30,6 +32,19 @@ from domain.region import RegionLevel, RegionPath
 from domain.signing import Role, SigningKey, b64, sign_command
 
 D = dt.date
+# whole applications on a SQLite file (demo and planted-misconduct tests) ------------------
+PEPPER = "5a" * 32  # one ID pepper for every store made here, so ID hashes compare equal
+
+
+def sqlite_app(directory: Path) -> Zhuisu:
+    """The application on a new SQLite file in ``directory``, with the shared pepper."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pepper = directory / "id-pepper"
+    pepper.write_text(PEPPER)
+    return build_app(Settings(database_url=f"sqlite:///{directory / 'zhuisu.db'}",
+                              id_pepper_file=pepper))
+
+
 START = D(2020, 1, 1)  # every position and key in the world is held from this date
 
 PROVINCE, CITY, COUNTY, TOWNSHIP = "52", "5226", "522625", "522625100"

@@ -18,7 +18,6 @@ from api.demo import (
     demo_keys,
     store_is_empty,
 )
-from api.settings import Settings, build_app
 from domain.application import Zhuisu
 from domain.fund_account import FundAccount
 from domain.household import Household, Status
@@ -27,16 +26,7 @@ from domain.money import PURPOSES
 from domain.official import Official
 from domain.signed import signed_content, step_name
 from domain.signing import step_message, verify_signature
-
-PEPPER = "5a" * 32  # one ID pepper for every store here, so ID hashes compare equal
-
-
-def sqlite_app(directory: Path) -> Zhuisu:
-    directory.mkdir(parents=True, exist_ok=True)
-    pepper = directory / "id-pepper"
-    pepper.write_text(PEPPER)
-    return build_app(Settings(database_url=f"sqlite:///{directory / 'zhuisu.db'}",
-                              id_pepper_file=pepper))
+from factories import sqlite_app
 
 
 def stored_events(app: Zhuisu) -> list[Any]:

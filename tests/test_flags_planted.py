@@ -19,24 +19,15 @@ from typer.testing import CliRunner
 from api.cli import app as cli
 from api.demo import DemoSummary, build_demo
 from api.demo_misconduct import RULES, UNPLANTABLE, Score, score, write_truth
-from api.settings import Settings, build_app
 from domain.application import Zhuisu
 from domain.fund_account import FundAccount
+from factories import PEPPER, sqlite_app
 from projections import runner
 from projections.flags import MAX_LIMIT, list_flags
 from projections.store import engine_for
 
-PEPPER = "5a" * 32
 SIZE, PLANT = "2x3x40", 3  # two townships of three villages of 40 households; 3 per kind
 PLANTABLE = [r for r in RULES if r not in UNPLANTABLE]
-
-
-def sqlite_app(directory: Path) -> Zhuisu:
-    directory.mkdir(parents=True, exist_ok=True)
-    pepper = directory / "id-pepper"
-    pepper.write_text(PEPPER)
-    return build_app(Settings(database_url=f"sqlite:///{directory / 'zhuisu.db'}",
-                              id_pepper_file=pepper))
 
 
 def standing_flags(app: Zhuisu) -> list[dict]:
