@@ -101,11 +101,11 @@ class Rows:
         """Read many rows by primary key in a few statements (rows already known are kept)."""
         cache = self._cache[table]
         wanted = list({k for k in keys if k not in cache})
-        pk = list(table.primary_key.columns)
+        dialect = self.conn.dialect.name
         for i in range(0, len(wanted), KEYS_PER_QUERY):
             chunk = wanted[i:i + KEYS_PER_QUERY]
-            where = keys_in(self.conn, pk, chunk)
-            for found in self.conn.execute(select(table).where(where)).mappings():
+            statement, params = _by_keys(table, dialect, chunk)
+            for found in self.conn.execute(statement, params).mappings():
                 row = dict(found)
                 cache[self.key(table, row)] = row
             for k in chunk:
@@ -162,6 +162,29 @@ def keys_in(conn: Connection, columns: list[Any], keys: list[tuple]) -> Any:
     if conn.dialect.name == "postgresql":
         return tuple_(*columns).in_(keys)
     return or_(*[and_(*[c == v for c, v in zip(columns, k, strict=True)]) for k in keys])
+
+
+_BY_KEYS: dict[tuple[Table, str, int], Any] = {}
+
+
+def _by_keys(table: Table, dialect: str, keys: list[tuple]) -> tuple[Any, dict[str, Any]]:
+    """``select(table).where(keys_in(...))`` for ``len(keys)`` primary keys, built once per
+    table and count and bound by parameters: a rebuild loads rows in thousands of chunks,
+    and building the expression each time cost more than running it."""
+    pk = list(table.primary_key.columns)
+    if len(pk) == 1 or dialect == "postgresql":
+        statement = _BY_KEYS.get((table, dialect, 0))
+        if statement is None:
+            target = pk[0] if len(pk) == 1 else tuple_(*pk)
+            statement = _BY_KEYS[(table, dialect, 0)] = select(table).where(
+                target.in_(bindparam("keys", expanding=True)))
+        return statement, {"keys": [k[0] for k in keys] if len(pk) == 1 else keys}
+    statement = _BY_KEYS.get((table, dialect, len(keys)))
+    if statement is None:
+        statement = _BY_KEYS[(table, dialect, len(keys))] = select(table).where(or_(*[
+            and_(*[c == bindparam(f"k{i}_{j}") for j, c in enumerate(pk)])
+            for i in range(len(keys))]))
+    return statement, {f"k{i}_{j}": v for i, k in enumerate(keys) for j, v in enumerate(k)}
 
 
 _PK: dict[Table, Callable[[Row], tuple]] = {}
