@@ -42,7 +42,6 @@ from itertools import islice
 from typing import Any, NamedTuple
 from uuid import NAMESPACE_URL, uuid5
 
-
 from domain.application import Zhuisu
 from domain.fund_account import FundAccount
 from domain.household import EXIT_CHECKS, INCOME_LINES_FEN, Household

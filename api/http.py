@@ -144,6 +144,8 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
     for router in routers():
         api.include_router(router)
     check_every_route_is_guarded(api)
+    api.state.route_methods = [(route.path_regex, frozenset(route.methods))
+                               for route in api_routes(api.routes)]  # problems.methods_at
     api.openapi = problem_openapi(api)  # type: ignore[method-assign]
     return api
 

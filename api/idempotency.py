@@ -142,6 +142,9 @@ class IdempotencyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in WRITES:
             return await self.app(scope, receive, send)
+        routed = problems.methods_at(scope)
+        if routed is not None and scope["method"] not in routed:
+            return await self.app(scope, receive, send)  # 405 (or 404): no key is taken
         request = Request(scope)
         key = request.headers.get(HEADER)
         if key is None:

@@ -12,7 +12,8 @@ that broke it — so the HTTP API, the CLI and the logs agree:
 * a :class:`Refusal` of the API's own rules (who may do what, where; idempotency keys)
   keeps its rule, field and status, like a domain refusal;
 * an unknown route or method keeps its HTTP status with the rule ``NotFound`` /
-  ``MethodNotAllowed``.
+  ``MethodNotAllowed``; a 405 lists in ``Allow`` every method the path has, across the
+  routers that declare it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import Scope
 
 from domain.errors import DomainError
 
@@ -135,6 +137,16 @@ def problem_from(exc: BaseException) -> Problem | None:
     return None
 
 
+def methods_at(scope: Scope) -> set[str] | None:
+    """Every method some API route answers at this request's path (``api.http`` keeps the
+    routes' patterns in ``app.state.route_methods``); None for an app that keeps none."""
+    table = getattr(scope["app"].state, "route_methods", None)
+    if table is None:
+        return None
+    path = scope["path"]
+    return {m for pattern, methods in table if pattern.match(path) for m in methods}
+
+
 INTERNAL = Problem("InternalError", 500, "unexpected error; it has been logged with the request id")
 
 
@@ -149,6 +161,9 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     problem = problem_from(exc) or INTERNAL
     request.state.problem = problem  # the access log line names the rule and field
     headers = getattr(exc, "headers", None) if isinstance(exc, (HTTPException, Refusal)) else None
+    if problem.status == 405:
+        headers = {**(headers or {}),
+                   "Allow": ", ".join(sorted(methods_at(request.scope) or ()))}
     return problem_response(problem, request, headers)
 
 

@@ -7,13 +7,31 @@ may sign) is the domain's, reported back as problem details with the same rule a
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+import datetime as dt
+import re
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from api import problems
 
 T = TypeVar("T")
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    """Only a calendar date written YYYY-MM-DD (or a date): pydantic would also take a
+    number as seconds since 1970, which no business date here is."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return value  # pydantic checks the calendar (2025-02-30 is refused)
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+"""A business date in a request (``format: date``), strictly ISO 8601."""
 
 HOUSEHOLD_ID = "3aff0316-cb8b-5c12-b32a-e32c0f51c0d8"
 OFFICIAL_ID = "0c3d5b61-1f4e-5a0e-9d0b-2b8f3c7a9e10"

@@ -218,3 +218,24 @@ def test_an_answer_leaves_only_once_its_key_is_settled(tmp_path: Path, status: i
              "app": SimpleNamespace(state=SimpleNamespace(idempotency=records))}
     asyncio.run(middleware(scope, receive, client))
     assert seen == [then]
+
+
+def test_a_method_the_path_lacks_is_405_and_leaves_its_key_unused(api: Any, world: World) -> None:
+    """An undeclared method is refused by routing (405 with every method of the path in
+    ``Allow``) before any key is taken: the same key then serves the real request."""
+    account, command = a_payment(world)
+    officer = api.as_("fund_officer", COUNTY)
+    key = {"Idempotency-Key": "pay-H1-put-by-mistake"}
+    stored = events(api)
+
+    wrong = officer.request("PUT", "/commands", json=command, headers=key)
+    assert wrong.status_code == 405, wrong.text
+    assert wrong.headers["content-type"] == "application/problem+json"
+    assert wrong.json()["rule"] == "MethodNotAllowed"
+    assert wrong.headers["Allow"] == "POST"
+    assert events(api) == stored
+
+    right = officer.post("/commands", json=command, headers=key)
+    assert right.status_code == 201, right.text
+    assert "Idempotent-Replayed" not in right.headers
+    assert events(api) == stored + 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from factories import (
     COUNTY,
     OTHER_VILLAGE,
@@ -15,6 +17,8 @@ from factories import (
     a_household_through,
     a_registered_household,
     an_approved_project,
+    official,
+    official_id,
 )
 
 
@@ -104,3 +108,37 @@ def test_page_sizes_are_bounded(api: Any, world: World) -> None:
     for params in ({"limit": 0}, {"limit": 501}, {"offset": -1}):
         r = api.client.get("/accounts", params=params)
         assert (r.status_code, r.json()["field"]) == (422, next(iter(params)))
+
+
+def test_a_405_allows_every_method_the_path_has_across_routers(api: Any) -> None:
+    """``/cases`` is listed (GET) and opened (POST) by different routes."""
+    answer = api.client.request("OPTIONS", "/cases")
+    assert answer.status_code == 405
+    assert answer.json()["rule"] == "MethodNotAllowed"
+    assert answer.headers["Allow"] == "GET, POST"
+    assert api.client.request("DELETE", "/log/checkpoints").headers["Allow"] == "GET, POST"
+
+
+@pytest.mark.parametrize("url, field", [
+    ("/balances?as_of=0", "as_of"),
+    ("/flags?date_to=1735689600", "date_to"),
+    ("/flags?date_from=2025-02-30", "date_from"),
+    ("/flags?date_from=2025-6-1", "date_from"),
+])
+def test_a_business_date_is_only_ever_written_yyyy_mm_dd(api: Any, url: str, field: str) -> None:
+    """pydantic alone would read a number as seconds since 1970."""
+    answer = api.client.get(url)
+    assert answer.status_code == 422, answer.text
+    assert (answer.json()["rule"], answer.json()["field"]) == ("InvalidInput", field)
+    assert api.client.get(url.split("=")[0] + "=2025-06-30").status_code == 200
+
+
+def test_a_body_date_given_as_a_number_is_refused(api: Any, world: World) -> None:
+    """pydantic alone would read 1735689600 as 2025-01-01 (seconds since 1970)."""
+    head = official_id(official("head", TOWNSHIP))
+    answer = api.client.post(f"/officials/{head}/positions",
+                             json={"kind": "township_head", "region_code": TOWNSHIP,
+                                   "start": 1735689600})
+    assert answer.status_code == 422, answer.text
+    assert (answer.json()["rule"], answer.json()["field"]) == ("InvalidInput", "start")
+    assert "YYYY-MM-DD" in answer.json()["detail"]

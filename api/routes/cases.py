@@ -11,7 +11,6 @@ is recorded in the access log.  Money is integer fen; reads come from the read m
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -33,7 +32,7 @@ from api.deps import (
 )
 from api.roles import Principal, check_covers
 from api.routes.traces import ReadModels
-from api.schemas import ACCOUNT_ID, OFFICIAL_ID, READ_PROBLEMS, WRITE_PROBLEMS
+from api.schemas import ACCOUNT_ID, OFFICIAL_ID, READ_PROBLEMS, WRITE_PROBLEMS, IsoDate
 from audit import reports
 from domain.application import Zhuisu
 from domain.case import AccountabilityAction, Basis, Case, CaseType, EvidenceKind
@@ -48,7 +47,7 @@ MOVEMENT_ID = "dee7ea81-eed9-4272-934c-ef080475d018"
 TEXT = r"^[^\x00-\x1f]+$"  # no control characters (PostgreSQL refuses NUL in text)
 CaseNo = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^/\x00-\x1f]+$",
                              examples=[CASE_NO], description="the case number (案号)")]
-AsOf = Annotated[dt.date | None, Query(description="judge rectification items as of this "
+AsOf = Annotated[IsoDate | None, Query(description="judge rectification items as of this "
                                                    "date (default: the log clock)")]
 Format = Annotated[Literal["xlsx", "csv"], Query(description="xlsx (a worksheet per part) or "
                                                              "csv (every part, each row led "
@@ -102,8 +101,8 @@ class CaseIn(BaseModel):
     case_type: CaseType
     title: str = text_field()
     region_code: str = Field(min_length=1, max_length=64)
-    effective_date: dt.date = Field(description="the date the case is opened (立案)")
-    incident_date: dt.date | None = Field(None, description="default: the opening date")
+    effective_date: IsoDate = Field(description="the date the case is opened (立案)")
+    incident_date: IsoDate | None = Field(None, description="default: the opening date")
     subjects: list[SubjectIn] = Field([], max_length=50)
     evidence: list[EvidenceIn] = Field([], max_length=200)
     flag_ids: list[str] = Field([], max_length=200)
@@ -115,7 +114,7 @@ class CaseIn(BaseModel):
 class _Step(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    effective_date: dt.date
+    effective_date: IsoDate
 
 
 class LinkEvidence(_Step):
@@ -151,7 +150,7 @@ class AddRectificationItem(_Step):
     step: Literal["add_rectification_item"]
     item_id: str = text_field(128)
     problem: str = text_field(2000)
-    deadline: dt.date
+    deadline: IsoDate
     unit_code: str = Field(min_length=1, max_length=64)
     official_id: str = Field(min_length=1, max_length=64)
 
@@ -206,7 +205,7 @@ class RecoveryOrderIn(BaseModel):
         "payments": [{"account_id": ACCOUNT_ID, "movement_id": MOVEMENT_ID}]}]})
 
     order_id: str = text_field(128)
-    effective_date: dt.date
+    effective_date: IsoDate
     reason: str = text_field()
     payments: list[RecoveryPaymentIn] = Field(min_length=1, max_length=500)
 
@@ -369,7 +368,7 @@ def record_cases_named(request: Request, principal: Principal, db: Any,
 
 
 def readable_case(request: Request, principal: Principal, db: Any, case_no: str,
-                  as_of: dt.date | None = None) -> dict:
+                  as_of: IsoDate | None = None) -> dict:
     """A case's view, if the principal may see it; the read recorded when audited."""
     view = cq.case_view(db, case_no, as_of=as_of)
     check_covers(principal, view["region_path"], f"case {case_no}", "case_no")

@@ -7,7 +7,6 @@ to an inspector or a reviewer is recorded in the access log.  Lists page by flag
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 from typing import Annotated, Any, Literal
 
@@ -18,7 +17,7 @@ from api.access_audit import Read
 from api.deps import App, Reader, RegionFilter, list_scope, record_reads
 from api.roles import Principal, check_covers
 from api.routes.traces import ReadModels
-from api.schemas import READ_PROBLEMS
+from api.schemas import READ_PROBLEMS, IsoDate
 from audit.rules import RULE_IDS
 from projections import flags
 
@@ -80,9 +79,9 @@ def list_flags(request: Request, reader: Reader, app: App, db: ReadModels,
                rule_id: Annotated[RuleId | None, Query()] = None,
                subject_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
                severity: Annotated[Literal["high", "medium", "low"] | None, Query()] = None,
-               date_from: Annotated[dt.date | None, Query(description="effective date from "
+               date_from: Annotated[IsoDate | None, Query(description="effective date from "
                                                                       "(inclusive)")] = None,
-               date_to: Annotated[dt.date | None, Query(description="effective date to "
+               date_to: Annotated[IsoDate | None, Query(description="effective date to "
                                                                     "(inclusive)")] = None,
                after: Annotated[str | None, Query(min_length=1, max_length=300,
                                                   description="flags after this flag id")]

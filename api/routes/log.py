@@ -10,8 +10,9 @@ reader.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -94,7 +95,10 @@ async def make_checkpoint(audit: Audit, _: Admin) -> Any:
 
 @router.get("/checkpoints/{checkpoint_id}", response_model=CheckpointOut,
             responses=READ_PROBLEMS)
-def get_checkpoint(checkpoint_id: str, audit: Audit, _: Reader) -> Any:
+def get_checkpoint(checkpoint_id: Annotated[str, Path(
+        pattern=r"^(latest|[1-9][0-9]{0,17})$", examples=["latest", "42"],
+        description="a checkpoint id or 'latest'")],
+        audit: Audit, _: Reader) -> Any:
     """One checkpoint by id, or ``latest``."""
     cid = None if checkpoint_id == "latest" else _int(checkpoint_id, "checkpoint_id")
     return _checkpoint(log.get_checkpoint(audit, cid))
@@ -123,14 +127,15 @@ async def rotate_key(audit: Audit, _: Admin) -> Any:
 def inclusion_proof(audit: Audit, _: Reader,
                     position: Annotated[int | None, Query(ge=1, le=2**62, description=
                                         "the event's notification id")] = None,
-                    originator_id: Annotated[str | None, Query(description=
+                    originator_id: Annotated[UUID | None, Query(description=
                                              "or the aggregate id …")] = None,
                     version: Annotated[int | None, Query(ge=1, le=2**62,
                                                          description="… and version")] = None,
                     checkpoint_id: Annotated[int | None, Query(ge=1, le=2**62, description=
                                              "default: the latest")] = None) -> Any:
     """Proof bundle that one event is in a signed checkpoint (verify offline)."""
-    return log.prove_inclusion(audit, position=position, originator_id=originator_id,
+    return log.prove_inclusion(audit, position=position,
+                               originator_id=None if originator_id is None else str(originator_id),
                                version=version, checkpoint_id=checkpoint_id)
 
 
@@ -144,7 +149,9 @@ def consistency_proof(audit: Audit, _: Reader,
 
 
 class VerifyProofIn(BaseModel):
-    bundle: dict[str, Any] = Field(description="a bundle from /log/proofs/*")
+    bundle: dict[str, Any] = Field(description="a bundle from /log/proofs/*", json_schema_extra={
+        "required": ["type"], "properties": {"type": {"enum": [
+            "zhuisu-inclusion-proof/v1", "zhuisu-consistency-proof/v1"]}}})
     public_keys: list[str] = Field(min_length=1, description="trusted log keys (vkeys)")
 
 

@@ -10,7 +10,6 @@ county report shows to an inspector or a reviewer are recorded in the access log
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -20,7 +19,7 @@ from api.access_audit import Read
 from api.deps import App, IdempotentWrite, Reader, SurveyWriter, record_reads, region_within
 from api.routes.cases import FILE_RESPONSES, AsOf, Format, file_response, recorded_by
 from api.routes.traces import ReadModels
-from api.schemas import READ_PROBLEMS, WRITE_PROBLEMS
+from api.schemas import READ_PROBLEMS, WRITE_PROBLEMS, IsoDate
 from audit import reports
 from domain.errors import InvalidInput
 from domain.region import RegionLevel
@@ -42,7 +41,7 @@ class SurveyIn(BaseModel):
 
     survey_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")
     year: int = Field(ge=2000, le=2100)
-    effective_date: dt.date
+    effective_date: IsoDate
     surveyed: int = Field(ge=1, le=10_000_000)
     satisfied: int = Field(ge=0, le=10_000_000)
 

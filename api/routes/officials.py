@@ -7,7 +7,6 @@ the administrator's jurisdiction too.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -27,7 +26,7 @@ from api.deps import (
     region_within,
 )
 from api.roles import check_covers
-from api.schemas import OFFICIAL_ID, READ_PROBLEMS, WRITE_PROBLEMS, Created, Page
+from api.schemas import OFFICIAL_ID, READ_PROBLEMS, WRITE_PROBLEMS, Created, IsoDate, Page
 from api.views import official_summary, official_view
 from domain.official import Official
 from domain.positions import ResponsibilityKind
@@ -101,7 +100,7 @@ class PositionIn(BaseModel):
     kind: str = Field(min_length=1, max_length=64, description="a position kind of GET /steps "
                       "signers (e.g. village_accountant)")
     region_code: str = Field(min_length=1, max_length=64)
-    start: dt.date
+    start: IsoDate
     responsibility: ResponsibilityKind | None = None
 
 
@@ -111,7 +110,7 @@ class PositionEndIn(BaseModel):
 
     kind: str = Field(min_length=1, max_length=64)
     region_code: str = Field(min_length=1, max_length=64)
-    end: dt.date
+    end: IsoDate
 
 
 class KeyIn(BaseModel):
@@ -121,7 +120,7 @@ class KeyIn(BaseModel):
     public_key: str = Field(min_length=1, max_length=100,
                             description="base64 of the 32-byte Ed25519 public key "
                                         "(zhuisu keygen prints it)")
-    valid_from: dt.date
+    valid_from: IsoDate
 
 
 class KeyRotationIn(BaseModel):
@@ -129,14 +128,14 @@ class KeyRotationIn(BaseModel):
         {"public_key": PUBLIC_KEY, "effective_date": "2025-06-01"}]})
 
     public_key: str = Field(min_length=1, max_length=100)
-    effective_date: dt.date
+    effective_date: IsoDate
 
 
 class KeyRevocationIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"effective_date": "2025-06-01", "reason": "手机丢失"}]})
 
-    effective_date: dt.date
+    effective_date: IsoDate
     reason: str = Field(min_length=1, max_length=500)
 
 

@@ -17,9 +17,7 @@ balances.  Households shown to an inspector or a reviewer are recorded.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
-
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -40,7 +38,7 @@ from api.routes.views import (
     a_village,
     with_register_page,
 )
-from api.schemas import HOUSEHOLD_ID, READ_PROBLEMS
+from api.schemas import HOUSEHOLD_ID, READ_PROBLEMS, IsoDate
 from api.views import aggregate_view
 from domain.case import Case
 from domain.errors import NotFound
@@ -85,7 +83,7 @@ class ReplayedVillageOut(BaseModel):
 @router.get("/replay/villages/{code}", response_model=ReplayedVillageOut)
 def replay_village(
         request: Request, reader: Reader, app: App, code: VillageCode, paging: Paging,
-        as_of: Annotated[dt.date | None, Query(
+        as_of: Annotated[IsoDate | None, Query(
             examples=["2025-06-30"], description="a date, YYYY-MM-DD")] = None,
         mode: Annotated[rp.Mode, Query(description=(
             "known: as recorded by the end of as_of; effective: as of business date as_of, "
@@ -142,7 +140,7 @@ def _region_path(app: Any, aggregate: Any) -> dict[str, str]:
 def replay_aggregate(
         request: Request, reader: Reader, app: App,
         aggregate_id: Annotated[UUID, Path(description="any aggregate's UUID")],
-        as_of: Annotated[dt.date | None, Query(
+        as_of: Annotated[IsoDate | None, Query(
             examples=["2025-06-30"], description="a date, YYYY-MM-DD")] = None,
         mode: Annotated[rp.Mode, Query(description=(
             "known: as recorded by the end of as_of; effective: as of business date as_of "

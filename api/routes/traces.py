@@ -11,7 +11,6 @@ and sums are always whole.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from typing import Annotated, Any
 from uuid import UUID
@@ -25,7 +24,7 @@ from api.access_audit import Read
 from api.deps import App, Reader, record_reads, region_path_of
 from api.roles import Principal, check_covers
 from api.routes.households import household_by_id
-from api.schemas import ACCOUNT_ID, HOUSEHOLD_ID, OFFICIAL_ID, READ_PROBLEMS
+from api.schemas import ACCOUNT_ID, HOUSEHOLD_ID, OFFICIAL_ID, READ_PROBLEMS, IsoDate
 from domain.application import Zhuisu
 from domain.errors import InvalidInput, NotFound
 from domain.fund_account import FundAccount
@@ -388,10 +387,10 @@ def payment_chain(request: Request, reader: Reader, app: App, db: ReadModels,
 @router.get("/officials/{official_id}/liability", response_model=LiabilityOut)
 def official_liability(
         request: Request, reader: Reader, app: App, db: ReadModels, official_id: UUID,
-        date_from: Annotated[dt.date | None, Query(
+        date_from: Annotated[IsoDate | None, Query(
             alias="from", examples=["2025-01-01"],
             description="first business date signed (inclusive)")] = None,
-        date_to: Annotated[dt.date | None, Query(
+        date_to: Annotated[IsoDate | None, Query(
             alias="to", examples=["2025-12-31"],
             description="last business date signed (inclusive)")] = None,
         limit: Annotated[int, Query(ge=1, le=500, description="cut each list at this many "

@@ -10,7 +10,6 @@ are the accounts of a region's subtree and their totals (``as_of`` counts idle d
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -29,7 +28,7 @@ from api.deps import (
 )
 from api.roles import Principal
 from api.routes.traces import ReadModels
-from api.schemas import ACCOUNT_ID, HOUSEHOLD_ID, OFFICIAL_ID, READ_PROBLEMS, Page
+from api.schemas import ACCOUNT_ID, HOUSEHOLD_ID, OFFICIAL_ID, READ_PROBLEMS, IsoDate, Page
 from domain.application import Zhuisu
 from domain.errors import InvalidInput
 from domain.money import FundSource
@@ -232,7 +231,7 @@ def with_register_page(request: Request, reader: Principal, region: Region, view
 
 VillageCode = Annotated[str, Path(min_length=1, max_length=64, examples=["522625100001"],
                                   description="the village's region code")]
-AsOf = Annotated[dt.date | None, Query(examples=["2025-06-30"], description=(
+AsOf = Annotated[IsoDate | None, Query(examples=["2025-06-30"], description=(
     "count idle days (资金滞留) up to this date"))]
 
 
