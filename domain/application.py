@@ -35,15 +35,21 @@ from domain.case import (
     Case,
     PolicySuspended,
 )
-from domain.errors import AlreadyExists, InvalidInput, NotFound
+from domain.errors import (
+    AlreadyExists,
+    InvalidInput,
+    NotFound,
+    SignatureInvalid,
+    SignerNotAuthorised,
+)
 from domain.fund_account import FundAccount
 from domain.household import Household
 from domain.identity import hash_id_number
 from domain.official import Official
 from domain.project import Project
 from domain.region import Region, RegionLevel, Unit
-from domain.signed import Authoriser
-from domain.signing import verify_signature
+from domain.signed import Authoriser, signed_content, step_name
+from domain.signing import canonical_json, step_message, verify_signature
 
 A = TypeVar("A", bound=Aggregate)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -374,7 +380,50 @@ class Zhuisu(Application):
         authorise = self.authoriser(command.get("signatures"))
         handler = getattr(self, "_" + step.replace(".", "_").lower(), self._step_on_existing)
         subject, recorded = handler(step, command.get("subject"), kwargs, authorise)
+        if not recorded:
+            self._check_retry(step, subject, command.get("signatures"))
         return {"step": step, "subject": str(subject), "recorded": recorded}
+
+    def _check_retry(self, step: str, subject: UUID, signatures: Any) -> None:
+        """A retry of a step already stored is answered "nothing new" only when it carries
+        the signatures stored with that step, or signatures that verify over its stored
+        content; otherwise it is refused as a new step with a bad signature would be, so a
+        retry tells nothing about what is stored to someone who cannot sign it."""
+        sigs = parse_signatures(signatures)
+        sent = {(s.official_id, s.role.value, s.key_id, s.signature) for s in sigs}
+        stored = [e for e in self._events_of(subject)
+                  if step_name(e) == step and getattr(e, "signatures", None)]
+        for e in stored:
+            if {(d["official_id"], d["role"], d["key_id"], d["signature"])
+                    for d in e.signatures} == sent:
+                return
+        contents = [canonical_json(signed_content(e)) for e in stored]
+        for i, sig in enumerate(sigs):
+            field = f"signatures[{i}]"
+            try:
+                official = self.load(Official, sig.official_id, f"{field}.official_id")
+            except NotFound as exc:
+                raise SignerNotAuthorised(f"no official {sig.official_id}",
+                                          field=f"{field}.official_id") from exc
+            key = official.keys.get(sig.key_id)
+            if key is None:
+                raise SignatureInvalid(f"official {official.code} has no key {sig.key_id}",
+                                       field=f"{field}.key_id")
+            if not any(self.verifier(key.public_key, sig.signature, step_message(
+                    step, subject, content, sig.official_id, sig.role.value, sig.key_id))
+                    for content in contents):
+                raise SignatureInvalid(
+                    f"{sig.role.value} signature of official {official.code} does not verify "
+                    f"over the canonical content of {step}", field=f"{field}.signature")
+
+    def _events_of(self, aggregate_id: UUID) -> list[Any]:
+        """The stored events of an aggregate, then any this batch has not stored yet."""
+        aggregate_id = UUID(str(aggregate_id))
+        events = list(self.repository.event_store.get(aggregate_id))
+        batch = self._batch_var.get()
+        if batch is not None:
+            events += [e for e in batch[1] if e.originator_id == aggregate_id]
+        return events
 
     def _step_on_existing(self, step: str, subject: Any, kwargs: dict[str, Any],
                           authorise: Authoriser) -> tuple[UUID, bool]:

@@ -87,6 +87,40 @@ def test_forged_signature_bytes_are_refused_naming_the_signature(world):
     assert event_names(world.app, hid) == ["Household.Applied"]
 
 
+def test_a_retry_with_a_forged_signature_is_refused_as_a_new_step_would_be(world):
+    """A retry answered "nothing new" would tell whoever sent it that the step is stored:
+    with a signature that does not verify it gets the very refusal a new step gets."""
+    accepted = a_household_applied(world, "H1")
+    appraise(world, accepted)
+    fresh = a_household_applied(world, "H2")
+    refusals = []
+    for hid in (accepted, fresh):
+        command = appraisal(world, hid)
+        command["signatures"][1]["signature"] = flip_one_byte(
+            command["signatures"][1]["signature"])
+        with pytest.raises(SignatureInvalid) as refused:
+            world.app.execute(command)
+        refusals.append((refused.value.field, refused.value.message))
+    assert refusals[0] == refusals[1]
+    assert refusals[0][0] == "signatures[1].signature"
+    assert event_names(world.app, accepted) == ["Household.Applied", "Household.AppraisedByVillage"]
+    assert event_names(world.app, fresh) == ["Household.Applied"]
+
+
+def test_a_retry_signed_anew_answers_nothing_new_only_if_it_verifies(world):
+    hid = a_household_applied(world)
+    appraise(world, hid)
+    world.app.register_key(SECRETARY, b64(key_for(SECRETARY, 1).public_bytes), D(2025, 1, 7))
+    resigned = appraisal(world, hid, keys={SECRETARY: key_for(SECRETARY, 1)})
+    assert world.app.execute(resigned)["recorded"] is False  # the same content, a newer key
+
+    with pytest.raises(SignerNotAuthorised) as refused:
+        appraise(world, hid, by={"approver": "nobody@522625100001"})
+    assert refused.value.field.startswith("signatures[") and refused.value.field.endswith(
+        "].official_id")
+    assert len(world.app.stored_events(hid)) == 2
+
+
 def test_signature_that_is_not_base64_is_refused(world):
     hid = a_household_applied(world)
     command = appraisal(world, hid)
