@@ -12,6 +12,7 @@ configures logging first.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
@@ -94,7 +95,8 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
             api.state.zhuisu = app
             api.state.tokens = Tokens(engine)
             api.state.access_log = AccessLog(engine)
-            api.state.idempotency = IdempotencyRecords(engine)
+            api.state.idempotency = IdempotencyRecords(
+                engine, dt.timedelta(days=s.idempotency_days))
             api.state.directory = Directory()
             api.state.audit = AuditStore(AuditConfig(url, s.log_key_file, s.log_origin))
             followers = api.state.followers = Followers(app, api.state.audit)

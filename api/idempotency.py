@@ -12,6 +12,10 @@ request (method, path, query and the body, canonical when it is JSON):
 * an answer that invites a retry is not stored, so the retry runs again: a server error, a
   missing or bad token (401), a lost race (``ConcurrentWrite``, 409).
 
+A first answer is kept for ``keep`` (``ZHUISU_IDEMPOTENCY_DAYS``, default 7 days) from
+the first request: after that the key is free again and a request with it runs as new.
+Expired answers are purged at most once an hour, as writes arrive.
+
 The record is written in its own transaction, not the events'.  If the process dies between
 the two, the key stays "in flight" for ``IN_FLIGHT_TIMEOUT``, after which a retry runs
 again; the domain makes that rerun harmless (a repeated signed step or movement id is
@@ -43,6 +47,8 @@ HEADER = "Idempotency-Key"
 KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 IN_FLIGHT_TIMEOUT = dt.timedelta(minutes=5)
+KEEP = dt.timedelta(days=7)
+PURGE_EVERY = dt.timedelta(hours=1)
 REPLAYED_HEADERS = ("content-type", "location")
 RETRY_STATUSES = frozenset({401, 408, 429})
 RETRY_RULES = frozenset({"ConcurrentWrite"})
@@ -78,13 +84,28 @@ def request_hash(method: str, path: str, query: str, body: bytes) -> str:
 class IdempotencyRecords:
     """The table of first answers, keyed by (token id, key)."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, keep: dt.timedelta = KEEP):
+        if keep <= dt.timedelta(0):
+            raise ValueError("idempotency records must be kept for a positive time")
         self.engine = engine
+        self.keep = keep
+        self._purged: dt.datetime | None = None
+
+    def purge(self, now: dt.datetime) -> int:
+        """Delete the answers first given ``keep`` ago or earlier; returns how many."""
+        t = idempotency.c
+        with self.engine.begin() as conn:
+            gone = conn.execute(delete(idempotency).where(
+                t.status.is_not(None), t.started_at <= now - self.keep)).rowcount
+        self._purged = now
+        return gone
 
     def begin(self, token_id: str, key: str, digest: str,
               now: dt.datetime) -> tuple[Outcome, StoredAnswer | None]:
         t = idempotency.c
         where = (t.token_id == token_id) & (t.key == key)
+        if self._purged is None or now - self._purged >= PURGE_EVERY:
+            self.purge(now)
         for _ in range(3):  # a record released between our insert and select: try again
             try:
                 with self.engine.begin() as conn:
@@ -98,14 +119,18 @@ class IdempotencyRecords:
                 if row is None:
                     continue
                 m = row._mapping
+                started = m["started_at"]
+                if started.tzinfo is None:
+                    started = started.replace(tzinfo=dt.UTC)
+                if m["status"] is not None and now - started >= self.keep:
+                    conn.execute(delete(idempotency).where(  # expired: the key is free
+                        where, t.started_at == m["started_at"], t.status.is_not(None)))
+                    continue
                 if m["request_hash"] != digest:
                     return Outcome.MISMATCH, None
                 if m["status"] is not None:
                     return Outcome.REPLAY, StoredAnswer(
                         m["status"], [tuple(h) for h in json.loads(m["headers"])], m["body"])
-                started = m["started_at"]
-                if started.tzinfo is None:
-                    started = started.replace(tzinfo=dt.UTC)
                 if now - started < IN_FLIGHT_TIMEOUT:
                     return Outcome.IN_FLIGHT, None
                 taken = conn.execute(update(idempotency).where(

@@ -35,6 +35,7 @@ class Settings:
     log_key_file: Path = Path("var/log-key")  # the hash log's Ed25519 key (audit.logkey)
     log_origin: str = "zhuisu.example/log"  # first line of every checkpoint; unique per deployment
     checkpoint_every: float = 3600.0  # seconds between the server's checkpoints; 0: never
+    idempotency_days: float = 7.0  # how long a first answer is kept for retries with its key
     public_docs: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -52,6 +53,8 @@ class Settings:
             "log_key_file": Path(env.get("ZHUISU_LOG_KEY_FILE", str(cls.log_key_file))),
             "log_origin": env.get("ZHUISU_LOG_ORIGIN", cls.log_origin),
             "checkpoint_every": float(env.get("ZHUISU_CHECKPOINT_EVERY", cls.checkpoint_every)),
+            "idempotency_days": float(env.get("ZHUISU_IDEMPOTENCY_DAYS",
+                                              cls.idempotency_days)),
             "public_docs": env.get("ZHUISU_PUBLIC_DOCS", "true").strip().lower()
             not in ("0", "false", "no", "off"),
         }

@@ -4,6 +4,7 @@ writers racing on one aggregate never lose an update."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import threading
 from collections.abc import Callable
@@ -14,7 +15,13 @@ from typing import Any
 import pytest
 
 from api.db import engine_for
-from api.idempotency import IdempotencyMiddleware, IdempotencyRecords, Outcome, request_hash
+from api.idempotency import (
+    IdempotencyMiddleware,
+    IdempotencyRecords,
+    Outcome,
+    StoredAnswer,
+    request_hash,
+)
 from api.problems import Problem
 from api.roles import ApiRole, Principal
 from api_support import NOW, api_on
@@ -239,3 +246,28 @@ def test_a_method_the_path_lacks_is_405_and_leaves_its_key_unused(api: Any, worl
     assert right.status_code == 201, right.text
     assert "Idempotent-Replayed" not in right.headers
     assert events(api) == stored + 1
+
+
+def test_a_first_answer_is_kept_for_its_retention_then_the_key_is_free(store: Any) -> None:
+    records = IdempotencyRecords(engine_for(store.new_database_url()), keep=dt.timedelta(days=7))
+    first = request_hash("POST", "/commands", "", b'{"a": 1}')
+    other = request_hash("POST", "/commands", "", b'{"a": 2}')
+    answer = StoredAnswer(201, [("content-type", "application/json")], b"{}")
+    assert records.begin("t1", "k", first, NOW)[0] is Outcome.STARTED
+    records.complete("t1", "k", answer)
+
+    six_days = NOW + dt.timedelta(days=6, hours=23)
+    assert records.begin("t1", "k", first, six_days) == (Outcome.REPLAY, answer)
+    assert records.begin("t1", "k", other, six_days) == (Outcome.MISMATCH, None)
+    assert records.begin("t1", "k", other, NOW + dt.timedelta(days=7)) == (Outcome.STARTED, None)
+
+    # the hourly purge deletes expired answers only, never a request still running
+    records.begin("t1", "done", first, NOW)
+    records.complete("t1", "done", answer)
+    records.begin("t1", "running", first, NOW)
+    assert records.purge(NOW + dt.timedelta(days=8)) == 1
+    later = NOW + dt.timedelta(days=8)
+    assert records.begin("t1", "done", other, later)[0] is Outcome.STARTED
+    assert records.begin("t1", "running", first, later)[0] is Outcome.STARTED  # timed out
+    with pytest.raises(ValueError):
+        IdempotencyRecords(records.engine, keep=dt.timedelta(0))
