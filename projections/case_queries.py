@@ -110,10 +110,12 @@ def _recovery_of_case(conn: Connection, case: dict, officials: dict[str, dict]) 
     found = _lines(conn, [cs.lines.c.case_id == case["case_id"]])
     pm = cs.payments
     keys = sorted({(ln["account_id"], ln["movement_id"]) for ln in found})
-    paid = {(p["account_id"], p["movement_id"]): p for p in conn.execute(
-        select(pm.c.account_id, pm.c.movement_id, pm.c.amount_fen, pm.c.paid_on)
-        .where(keys_in(conn, [pm.c.account_id, pm.c.movement_id], keys))).mappings()
-            } if keys else {}
+    paid: dict[tuple, Any] = {}
+    if keys:
+        where, params = keys_in(conn, [pm.c.account_id, pm.c.movement_id], keys)
+        paid = {(p["account_id"], p["movement_id"]): p for p in conn.execute(
+            select(pm.c.account_id, pm.c.movement_id, pm.c.amount_fen, pm.c.paid_on)
+            .where(where), params).mappings()}
     order_rows = conn.execute(select(cs.orders).where(cs.orders.c.case_id == case["case_id"])
                               .order_by(cs.orders.c.log_position, cs.orders.c.order_id)
                               ).mappings().all()

@@ -151,40 +151,69 @@ class Rows:
 KEYS_PER_QUERY = 200
 
 
-def keys_in(conn: Connection, columns: list[Any], keys: list[tuple]) -> Any:
-    """``columns`` equal to one of ``keys``, in a form each store answers from its index.
+def keys_in(conn: Connection, columns: list[Any], keys: list[tuple]) -> tuple[Any, dict]:
+    """``columns`` equal to one of ``keys``, in a form each store answers from its index:
+    the clause and the parameters to execute it with."""
+    clause, bind = _key_match(tuple(columns), conn.dialect.name, len(keys))
+    return clause, bind(keys)
+
+
+_KEY_MATCHES: dict[tuple[tuple[Any, ...], str, int], tuple[Any, Callable[[list], dict]]] = {}
+_BY_KEYS: dict[tuple[Any, str, int], Any] = {}  # by _key_shape of the primary key
+
+
+def _key_shape(columns: tuple[Any, ...], dialect: str, n: int) -> tuple[Any, str, int]:
+    """What the clause for ``n`` keys depends on: one ``IN`` whatever ``n`` (0), or n terms."""
+    return columns, dialect, 0 if len(columns) == 1 or dialect == "postgresql" else n
+
+
+def _key_match(columns: tuple[Any, ...], dialect: str,
+               n: int) -> tuple[Any, Callable[[list], dict]]:
+    """The clause "``columns`` equal to one of ``n`` keys", with bound parameters, and the
+    function giving those parameters for a list of keys; built once per columns and count.
 
     SQLite scans the table for a row-value ``IN``, but searches the index for each term of
-    an ``OR`` of equalities; PostgreSQL uses the index for both.
+    an ``OR`` of equalities; PostgreSQL uses the index for both (one expanding ``IN``).
     """
-    if len(columns) == 1:
-        return columns[0].in_([k[0] for k in keys])
-    if conn.dialect.name == "postgresql":
-        return tuple_(*columns).in_(keys)
-    return or_(*[and_(*[c == v for c, v in zip(columns, k, strict=True)]) for k in keys])
+    cache_key = _key_shape(columns, dialect, n)
+    single_in = cache_key[2] == 0
+    found = _KEY_MATCHES.get(cache_key)
+    if found is not None:
+        return found
+    if single_in:
+        target = columns[0] if len(columns) == 1 else tuple_(*columns)
+        clause = target.in_(bindparam("keys", expanding=True))
+        if len(columns) == 1:
+            def bind(keys: list) -> dict:
+                return {"keys": [k[0] for k in keys]}
+        else:
+            def bind(keys: list) -> dict:
+                return {"keys": keys}
+    else:
+        clause = or_(*[and_(*[c == bindparam(f"k{i}_{j}") for j, c in enumerate(columns)])
+                       for i in range(n)])
 
-
-_BY_KEYS: dict[tuple[Table, str, int], Any] = {}
+        def bind(keys: list) -> dict:
+            return {f"k{i}_{j}": v for i, k in enumerate(keys) for j, v in enumerate(k)}
+    found = (clause, bind)
+    if n <= KEYS_PER_QUERY:  # the counts a chunked caller sends; larger ones are one-offs
+        _KEY_MATCHES[cache_key] = found
+    return found
 
 
 def _by_keys(table: Table, dialect: str, keys: list[tuple]) -> tuple[Any, dict[str, Any]]:
-    """``select(table).where(keys_in(...))`` for ``len(keys)`` primary keys, built once per
-    table and count and bound by parameters: a rebuild loads rows in thousands of chunks,
-    and building the expression each time cost more than running it."""
-    pk = list(table.primary_key.columns)
-    if len(pk) == 1 or dialect == "postgresql":
-        statement = _BY_KEYS.get((table, dialect, 0))
-        if statement is None:
-            target = pk[0] if len(pk) == 1 else tuple_(*pk)
-            statement = _BY_KEYS[(table, dialect, 0)] = select(table).where(
-                target.in_(bindparam("keys", expanding=True)))
-        return statement, {"keys": [k[0] for k in keys] if len(pk) == 1 else keys}
-    statement = _BY_KEYS.get((table, dialect, len(keys)))
+    """``select(table)`` of the rows with these primary keys, the statement built once per
+    table and count: a rebuild loads rows in thousands of chunks, and building the
+    expression each time cost more than running it."""
+    pk = tuple(table.primary_key.columns)
+    clause, bind = _key_match(pk, dialect, len(keys))
+    shape = _key_shape(pk, dialect, len(keys))
+    statement = _BY_KEYS.get(shape)
     if statement is None:
-        statement = _BY_KEYS[(table, dialect, len(keys))] = select(table).where(or_(*[
-            and_(*[c == bindparam(f"k{i}_{j}") for j, c in enumerate(pk)])
-            for i in range(len(keys))]))
-    return statement, {f"k{i}_{j}": v for i, k in enumerate(keys) for j, v in enumerate(k)}
+        statement = select(table).where(clause)
+        if len(keys) <= KEYS_PER_QUERY:
+            _BY_KEYS[shape] = statement
+    return statement, bind(keys)
 
 
 _PK: dict[Table, Callable[[Row], tuple]] = {}

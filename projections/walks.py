@@ -29,8 +29,8 @@ def _rows_by_key(conn: Connection, table: Any, cols: tuple[str, str],
     out: dict[Key, list[dict]] = defaultdict(list)
     columns = [table.c[cols[0]], table.c[cols[1]]]
     for i in range(0, len(keys), KEYS_PER_QUERY):
-        q = select(table).where(keys_in(conn, columns, keys[i:i + KEYS_PER_QUERY]))
-        for r in conn.execute(q).mappings():
+        where, params = keys_in(conn, columns, keys[i:i + KEYS_PER_QUERY])
+        for r in conn.execute(select(table).where(where), params).mappings():
             out[(r[cols[0]], r[cols[1]])].append(dict(r))
     return out
 
