@@ -6,7 +6,7 @@ Written once, used by every router:
   request; the idempotency middleware asks too) and binds the caller's name, role and
   token id — never the token — to every log line of the request;
 * ``Reader``, ``Submitter``, ``Admin``, ``AccessLogReader`` are the guards of
-  ``api.roles``: 401 without a live token, 403 ``RoleNotPermitted`` for a role that may
+  ``access.roles``: 401 without a live token, 403 ``RoleNotPermitted`` for a role that may
   not;
 * ``region_within`` / ``check_covers`` confine a subject to the token's jurisdiction
   (403 ``OutsideJurisdiction``), ``record_reads`` writes the access log for audited
@@ -29,12 +29,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from structlog.contextvars import bind_contextvars
 
-from api.access_audit import Read
-from api.directory import Directory
+from access.reads import Read
+from projections.directory import Directory
 from api.idempotency import KEY_PATTERN
 from api.problems import NotAuthenticated
-from api.roles import Action, Principal, check_covers, check_may
-from api.settings import utc_now
+from access.roles import Action, Principal, check_covers, check_may
+from store.settings import utc_now
 from domain.application import Zhuisu
 from domain.errors import InvalidInput, NotFound
 from domain.region import Region, RegionPath

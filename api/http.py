@@ -2,7 +2,7 @@
 
 Cross-cutting concerns are written once: refusals become problem details in
 ``api.problems``; who the caller is and what they may do are the dependencies of
-``api.deps`` (with the table in ``api.roles``); idempotency keys are the middleware of
+``api.deps`` (with the table in ``access.roles``); idempotency keys are the middleware of
 ``api.idempotency``; the request id, the caller and one log line per request are
 ``api.middleware``'s.  The lifespan builds the store (and, on request, seeds the small
 demo and writes a first administrator's token).  ``uvicorn --factory api.http:create_app``
@@ -26,17 +26,18 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from api import problems
-from api.access_audit import AccessLog
-from api.db import engine_for
+from access.reads import AccessLog
+from access.tables import open_engine
 from api.deps import authenticated, is_public, principal_of
-from api.directory import Directory
-from api.followers import Followers, FollowWrites
+from projections.directory import Directory
+from runtime.followers import Followers, FollowWrites
 from api.idempotency import IdempotencyMiddleware, IdempotencyRecords
-from api.logging import configure_logging, get_logger
+from runtime.logging import configure_logging, get_logger
 from api.middleware import RequestContext
 from api.routes import routers
-from api.settings import Settings, build_app, database_url_of, utc_now
-from api.tokens import Tokens, ensure_admin_token
+from store.settings import Settings, build_app, utc_now
+from store.urls import database_url_of
+from access.tokens import Tokens, ensure_admin_token
 from audit.store import AuditConfig, AuditStore
 from domain.application import Zhuisu
 
@@ -48,32 +49,15 @@ def env_flag(name: str, default: bool) -> bool:
     return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def load_demo_if_empty(app: Zhuisu) -> None:
-    try:
-        from api.demo import build_demo, store_is_empty  # imported only when asked for
-    except ModuleNotFoundError as exc:
-        if exc.name != "api.demo":
-            raise
-        log.warning("demo skipped: api.demo is not installed")
-        return
-    if not store_is_empty(app):
-        log.info("demo skipped: the store already holds events")
-        return
-    log.info("loading the small demo into the empty store (the server starts after it)")
-    summary = build_demo(app, size="small")
-    log.info("demo loaded", households=summary.households, officials=summary.officials,
-             events=summary.events_written, seconds=round(summary.seconds, 2))
-
-
 def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *,
-               demo_on_empty: bool | None = None,
+               seed: Callable[[Zhuisu], None] | None = None,
                bootstrap_admin: bool | None = None) -> FastAPI:
     """The HTTP app.  Pass ``zhuisu`` to serve an existing application (tests); otherwise
     the lifespan builds one from ``settings`` (default: the environment) and closes it.
     The API's tables go in the same database as the application's events.
 
-    ``demo_on_empty`` (default: env ``ZHUISU_DEMO_ON_EMPTY``, false) loads the small demo
-    into an empty store at start-up; ``bootstrap_admin`` (default: env
+    ``seed`` runs on the application before the followers catch up (``zhuisu serve`` loads
+    the small demo into an empty store with it); ``bootstrap_admin`` (default: env
     ``ZHUISU_BOOTSTRAP_ADMIN``, false) writes an administrator's token to
     ``settings.admin_token_file`` when the store has no live one.
     """
@@ -81,7 +65,6 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
     if not structlog.is_configured():  # served without the CLI (uvicorn --factory …)
         configure_logging(s.log_format, s.log_level)  # never structlog's default: it
         # renders tracebacks with their local variables, which hold headers and bodies
-    demo = env_flag("ZHUISU_DEMO_ON_EMPTY", False) if demo_on_empty is None else demo_on_empty
     bootstrap = (env_flag("ZHUISU_BOOTSTRAP_ADMIN", False) if bootstrap_admin is None
                  else bootstrap_admin)
 
@@ -91,7 +74,7 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
         engine = None
         try:
             url = database_url_of(app) if zhuisu is not None else s.database_url
-            engine = await run_in_threadpool(engine_for, url)
+            engine = await run_in_threadpool(open_engine, url)
             api.state.zhuisu = app
             api.state.tokens = Tokens(engine)
             api.state.access_log = AccessLog(engine)
@@ -100,8 +83,8 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
             api.state.directory = Directory()
             api.state.audit = AuditStore(AuditConfig(url, s.log_key_file, s.log_origin))
             followers = api.state.followers = Followers(app, api.state.audit)
-            if demo:
-                await run_in_threadpool(load_demo_if_empty, app)
+            if seed is not None:
+                await run_in_threadpool(seed, app)
             await run_in_threadpool(followers.catch_up)
             followers.start_checkpoints(s.checkpoint_every)
             if bootstrap:
@@ -129,7 +112,7 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
             "Every step is a signed event.  Every endpoint but `/health` and "
             "`/log/public-key` needs a bearer token, issued for one role and one region "
             "subtree (`zhuisu token create`); "
-            "what each role may do is the table of `api/roles.py`.  Writes accept an "
+            "what each role may do is the table of `access/roles.py`.  Writes accept an "
             "`Idempotency-Key`.  Refusals are RFC 9457 problem details naming the rule "
             "and the field."),
         version="0.1.0",

@@ -40,8 +40,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
-from api.db import idempotency
-from api.roles import Principal
+from access.tables import idempotency
+from access.roles import Principal
 
 HEADER = "Idempotency-Key"
 KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
-from api.logging import bind_request, get_logger
+from runtime.logging import bind_request, get_logger
 
 log = get_logger("zhuisu.http")
 

@@ -19,55 +19,32 @@ that broke it — so the HTTP API, the CLI and the logs agree:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+
 
 from eventsourcing.persistence import RecordConflictError
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import Scope
 
+from access.errors import (
+    NotAuthenticated,
+    OutsideJurisdiction,
+    TYPE_BASE,
+    Problem,
+    Refusal,
+    RoleNotPermitted,
+    refusal_problem,
+)
 from domain.errors import DomainError
 
-TYPE_BASE = "https://zhuisu.example/problems/"
 MEDIA_TYPE = "application/problem+json"
 
-
-class Refusal(Exception):
-    """A request refused by the API's own rules; named after the rule, like a domain error."""
-
-    status = 403
-
-    def __init__(self, message: str, *, field: str | None = None,
-                 headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.headers = headers
-
-    @property
-    def rule(self) -> str:
-        return type(self).__name__
-
-
-class NotAuthenticated(Refusal):
-    """No bearer token, or one that is unknown or revoked."""
-
-    status = 401
-
-    def __init__(self, message: str):
-        super().__init__(message, field="Authorization",
-                         headers={"WWW-Authenticate": 'Bearer realm="zhuisu"'})
-
-
-class RoleNotPermitted(Refusal):
-    """The token's role may not do this (``api.roles``: the role × action and step tables)."""
-
-
-class OutsideJurisdiction(Refusal):
-    """The subject lies outside the region subtree the token is bound to."""
+__all__ = ["IdempotencyKeyInFlight", "IdempotencyKeyReused", "NotAuthenticated",
+           "OutsideJurisdiction", "Problem", "Refusal", "RoleNotPermitted", "install",
+           "problem_from", "problem_response"]
 
 
 class IdempotencyKeyReused(Refusal):
@@ -82,30 +59,6 @@ class IdempotencyKeyInFlight(Refusal):
     status = 409
 
 
-@dataclass(frozen=True)
-class Problem:
-    rule: str
-    status: int
-    detail: str
-    field: str | None = None
-
-    @property
-    def type(self) -> str:
-        return TYPE_BASE + self.rule
-
-    def as_dict(self, instance: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": self.type, "title": self.rule, "status": self.status,
-                                "detail": self.detail, "rule": self.rule, "field": self.field}
-        if instance:
-            body["instance"] = instance
-        return body
-
-    def line(self) -> str:
-        """One line for a terminal: ``error: SignatureInvalid [signatures[0].signature]: …``."""
-        where = f" [{self.field}]" if self.field else ""
-        return f"error: {self.rule}{where}: {self.detail}"
-
-
 def field_path(loc: Sequence[str | int]) -> str:
     """('body', 'signatures', 0, 'role') → 'signatures[0].role' (the domain's notation)."""
     parts = list(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)
@@ -117,11 +70,9 @@ def field_path(loc: Sequence[str | int]) -> str:
 
 def problem_from(exc: BaseException) -> Problem | None:
     """The problem an exception stands for, or None when it is a bug (→ 500, logged)."""
-    if isinstance(exc, (DomainError, Refusal)):
-        return Problem(exc.rule, exc.status, exc.message, exc.field)
-    if isinstance(exc, RecordConflictError):
-        return Problem("ConcurrentWrite", 409,
-                       "concurrent write, retry: another command changed the same record first")
+    problem = refusal_problem(exc)
+    if problem is not None:
+        return problem
     if isinstance(exc, RequestValidationError):
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}

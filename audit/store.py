@@ -33,7 +33,6 @@ and only hashes it; anything it does not accept goes through the rows above.
 from __future__ import annotations
 
 import os
-import re
 import struct
 import uuid
 from collections.abc import Iterator, Sequence
@@ -41,7 +40,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from sqlalchemy import (
     BigInteger,
@@ -55,15 +53,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     insert,
     select,
 )
-from sqlalchemy.exc import DBAPIError
 
 from audit.records import FORMAT, NULL_VERSION, leaf_hashes
 from domain.application import Zhuisu
 from domain.errors import InvalidInput
+from store.engines import new_engine
+from store.schema import create_tables
+from store.urls import is_postgres, postgres_schema
 
 DEFAULT_KEY_FILE = Path("var/log-key")
 DEFAULT_ORIGIN = "zhuisu.example/log"
@@ -145,24 +144,6 @@ class AuditConfig:
         origin = (getattr(source, "log_origin", None)
                   or os.environ.get("ZHUISU_LOG_ORIGIN") or DEFAULT_ORIGIN)
         return cls(url, Path(key_file), origin)
-
-
-def sqlalchemy_url(database_url: str) -> tuple[str, str | None]:
-    """(SQLAlchemy URL, PostgreSQL schema or None) for the application's database URL."""
-    parts = urlsplit(database_url)
-    if parts.scheme == "sqlite":
-        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
-        if not path or path == ":memory:":
-            raise InvalidInput("the log needs a database file shared with the events: "
-                               "sqlite:///path/to/file.db", field="database_url")
-        return f"sqlite:///{path}", None
-    if parts.scheme in ("postgresql", "postgres"):
-        schema = parse_qs(parts.query).get("schema", [None])[0]
-        if schema is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema):
-            raise InvalidInput(f"schema: expected letters, digits and _, got {schema!r}",
-                               field="database_url")
-        return urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, "", "")), schema
-    raise InvalidInput("must start with sqlite:/// or postgresql://", field="database_url")
 
 
 def raw_rows(conn: Connection, dialect: str, sql: str, params: Sequence) -> list[tuple]:
@@ -301,13 +282,12 @@ class AuditStore:
 
     def __init__(self, config: AuditConfig, *, create: bool = True):
         self.config = config
-        url, schema = sqlalchemy_url(config.database_url)
+        schema = postgres_schema(config.database_url) if is_postgres(config.database_url) else None
         self.schema = schema
-        if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": 30})
+        engine = new_engine(config.database_url, "audit")
+        if engine.dialect.name == "sqlite":
             table = '"stored_events"'
         else:
-            engine = create_engine(url, pool_size=2, max_overflow=4, pool_pre_ping=True)
             if schema:
                 engine = engine.execution_options(schema_translate_map={None: schema})
             table = f'"{schema or "public"}"."{Zhuisu.name.lower()}_events"'
@@ -347,17 +327,12 @@ class AuditStore:
         return source if isinstance(source, AuditStore) else cls(AuditConfig.of(source))
 
     def _create_tables(self) -> None:
-        for attempt in range(3):  # two first starts at once may race on CREATE TABLE
-            try:
-                with self.engine.begin() as conn:
-                    metadata.create_all(conn)
-                    if conn.execute(select(merkle_state.c.id)).first() is None:
-                        conn.execute(insert(merkle_state).values(
-                            id=1, size=0, last_position=0, frontier=b""))
-                return
-            except DBAPIError:
-                if attempt == 2:
-                    raise
+        def first_state(conn: Connection) -> None:
+            if conn.execute(select(merkle_state.c.id)).first() is None:
+                conn.execute(insert(merkle_state).values(
+                    id=1, size=0, last_position=0, frontier=b""))
+
+        create_tables(self.engine, metadata, owner="zhuisu-audit-tables", then=first_state)
 
     def _uuid_ids(self) -> bool:
         if self.dialect == "sqlite":

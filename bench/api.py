@@ -2,7 +2,7 @@
 
 For each store (a SQLite file; PostgreSQL when ZHUISU_BENCH_POSTGRES_URL or
 ZHUISU_TEST_POSTGRES_URL is set, in a fresh schema dropped afterwards) it loads the small
-demo county (``api.demo.build_demo``, 1,260 households with a year of history; ``--data
+demo county (``demo.build.build_demo``, 1,260 households with a year of history; ``--data
 world`` for the test world alone), adds the test county of ``tests/factories.py`` with
 ``--households`` registered households and one funded township account per fund source,
 then starts ``zhuisu serve`` (uvicorn, one worker, log level WARNING) in a subprocess on a
@@ -50,11 +50,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from api.db import engine_for  # noqa: E402
-from api.directory import Directory  # noqa: E402
-from api.roles import ApiRole  # noqa: E402
-from api.settings import Settings, build_app, utc_now  # noqa: E402
-from api.tokens import Tokens  # noqa: E402
+from access.tables import open_engine  # noqa: E402
+from projections.directory import Directory  # noqa: E402
+from access.roles import ApiRole  # noqa: E402
+from store.settings import Settings, build_app, utc_now  # noqa: E402
+from access.tokens import Tokens  # noqa: E402
 from domain.money import FundSource  # noqa: E402
 from factories import (  # noqa: E402
     COUNTY,
@@ -83,7 +83,7 @@ def load(url: str, pepper: Path, data: str, payees: int, writes: int) -> Loaded:
     app = build_app(Settings(database_url=url, id_pepper_file=pepper))
     try:
         if data == "demo":
-            from api.demo import build_demo
+            from demo.build import build_demo
 
             summary = build_demo(app, size="small")
             print(f"  demo (small): {summary.households} households, "
@@ -105,7 +105,7 @@ def load(url: str, pepper: Path, data: str, payees: int, writes: int) -> Loaded:
         directory = Directory()
         directory.catch_up(app)
         households = [str(h) for ids in directory.households.values() for h in ids]
-        tokens = Tokens(engine_for(url))
+        tokens = Tokens(open_engine(url))
         reader, _ = tokens.create(name="bench approver", role=ApiRole.COUNTY_APPROVER,
                                   region=None, created_by="bench", now=utc_now())
         inspector, _ = tokens.create(name="bench inspector", role=ApiRole.INSPECTOR,
@@ -134,7 +134,7 @@ def serve(url: str, pepper: Path, log: Path) -> tuple[subprocess.Popen[bytes], s
            "ZHUISU_LOG_LEVEL": "WARNING", "ZHUISU_DEMO_ON_EMPTY": "false",
            "ZHUISU_BOOTSTRAP_ADMIN": "false", "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from api.cli import app; sys.argv[0] = 'zhuisu'; "
+        [sys.executable, "-c", "import sys; from cli import app; sys.argv[0] = 'zhuisu'; "
          f"app(['serve', '--port', '{port}', '--no-demo', '--no-bootstrap-admin'])"],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     base = f"http://127.0.0.1:{port}"

@@ -1,7 +1,7 @@
 """Red-flag benchmark: planted misconduct found, and nothing else.
 
-Builds the demo county (``api.demo.build_demo``) with ``--plant`` items of each kind of
-misconduct (``api.demo_misconduct``), runs the projections (``projections.runner.catch_up``)
+Builds the demo county (``demo.build.build_demo``) with ``--plant`` items of each kind of
+misconduct (``demo.misconduct``), runs the projections (``projections.runner.catch_up``)
 and scores the standing flags (``projections.flags.list_flags``) against the ground truth:
 per rule, *found* = a flag with a planted (rule_id, subject_id), *missed* = a planted item
 without one, *false alarm* = a flag of the rule whose subject was neither planted nor one
@@ -30,12 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.demo import build_demo  # noqa: E402
-from api.demo_misconduct import Score, score, write_truth  # noqa: E402
-from api.settings import Settings, build_app  # noqa: E402
+from demo.build import build_demo  # noqa: E402
+from demo.misconduct import Score, score, write_truth  # noqa: E402
+from store.settings import Settings, build_app  # noqa: E402
 from projections import runner  # noqa: E402
 from projections.flags import MAX_LIMIT, list_flags  # noqa: E402
-from projections.store import dispose, engine_for  # noqa: E402
+from store.engines import dispose, engine_for  # noqa: E402
 
 PRECISION_TARGET = 0.95
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.settings import Settings, utc_now  # noqa: E402
+from store.settings import Settings, utc_now  # noqa: E402
 from domain.application import Zhuisu  # noqa: E402
 from domain.household import INCOME_LINES_FEN, Household  # noqa: E402
 from domain.identity import check_digit  # noqa: E402
@@ -276,10 +276,10 @@ def raw_insert(kind: str, url: str, tmp: Path, rows: list[tuple]) -> float:
 
 
 def bulk_store(kind: str, url: str, tmp: Path, notifications: list) -> float:
-    """Store the already-verified events again, in bulk, in a fresh store (api.bulk)."""
+    """Store the already-verified events again, in bulk, in a fresh store (store.bulk)."""
     from eventsourcing.persistence import StoredEvent
 
-    from api.bulk import append_verified
+    from store.bulk import append_verified
 
     fresh = url if kind == "postgres" else f"sqlite:///{tmp}/bulk.db"
     if kind == "postgres":

@@ -1,7 +1,7 @@
 """Projection benchmark: full rebuild rate against the raw read rate of the same log, and
 the latency of the main queries, on SQLite and PostgreSQL.
 
-Data: the demo county (``api.demo.build_demo``, built once into a SQLite file, or
+Data: the demo county (``demo.build.build_demo``, built once into a SQLite file, or
 ``--demo-db`` to reuse one) copied ``--scale`` times into each store.  Copy k renames every
 id (uuid5 of k and the id) and every demo code (the 99… prefix becomes 99−k…), so the
 copies are ten separate provinces' worth of households, officials and accounts.  The
@@ -40,13 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from eventsourcing.persistence import StoredEvent  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
-from api.settings import Settings, build_app  # noqa: E402
+from store.settings import Settings, build_app  # noqa: E402
 from projections import chains, queries, runner  # noqa: E402
 from projections import money_trace as tr  # noqa: E402
 from projections import register as reg  # noqa: E402
 from projections import responsibility as rs  # noqa: E402
 from projections.events import reader_app  # noqa: E402
-from projections.store import dispose, engine_for  # noqa: E402
+from store.engines import dispose, engine_for  # noqa: E402
 
 PAGE = 5000
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -58,7 +58,7 @@ COPY_NS = uuid.UUID("6f7a6875-6973-752d-6265-6e6368000000")
 def demo_db(args: argparse.Namespace, tmp: Path) -> str:
     if args.demo_db:
         return f"sqlite:///{Path(args.demo_db).resolve()}"
-    from api.demo import build_demo
+    from demo.build import build_demo
 
     url = f"sqlite:///{tmp}/demo-{args.size}.db"
     app = build_app(Settings(database_url=url, id_pepper_file=tmp / "demo-pepper"))
@@ -235,7 +235,7 @@ def _count(url: str, table) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", default="county", help="demo size (api.demo.SIZES)")
+    parser.add_argument("--size", default="county", help="demo size (demo.county.SIZES)")
     parser.add_argument("--scale", type=int, default=10, help="copies of the demo (≤ 10)")
     parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--demo-db", help="an existing SQLite store holding the demo")

@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.settings import Settings, build_app  # noqa: E402
+from store.settings import Settings, build_app  # noqa: E402
 from audit import log, proofs, tree_store  # noqa: E402
 from audit.records import encode_record, leaf_hashes  # noqa: E402
 from audit.store import AuditConfig, AuditStore  # noqa: E402

@@ -10,6 +10,10 @@
 restricts them to administrators.  Record time comes from the injected clock — also the
 timestamp stored with every event (``recording``) — so nothing here reads the system
 clock itself.
+
+Why one file: the application service is one class (``Zhuisu``) whose verbs share its
+repository, cache, clock and batch; the step catalogue (``STEPS``) beside them is the one
+table every adapter reads.
 """
 
 from __future__ import annotations

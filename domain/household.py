@@ -5,6 +5,10 @@ Identification (精准识别): 农户申请 → 民主评议 → 村委会和驻
 approval.  Exit (脱贫退出): 提出 → 民主评议 → 农户签字确认 → 公示 → 乡镇核实 → 县级批准.
 Removal (清退) and relapse (返贫) are signed steps too.  Every step is an event carrying
 its signatures; steps out of order are refused with ``StepOutOfOrder``.
+
+Why one file: one aggregate whose procedure (申请 → 评议 → 公示 → 审批 → 帮扶 → 退出 /
+清退 / 返贫) is one state machine; every step checks the state the others leave, so the
+steps are read together.
 """
 
 from __future__ import annotations

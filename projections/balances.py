@@ -19,7 +19,7 @@ from sqlalchemy import JSON, BigInteger, Column, Date, String, Table, Text
 from projections import fifo
 from projections.events import Event
 from projections.projection import Projection, Row, Rows, handles
-from projections.store import metadata
+from projections.tracking import metadata
 
 MONEY = ("received_fen", "allocated_in_fen", "allocated_down_fen", "paid_out_fen",
          "recovered_fen", "reversed_fen")

@@ -25,14 +25,13 @@ The queries (``case_view``, ``list_cases``, ``outstanding_recovery``, ``official
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Date, Index, Integer, String, Table, Text
 
 from domain.application import STEPS
 from projections.events import Event
 from projections.projection import Projection, Row, Rows, handles
-from projections.store import metadata
+from projections.tracking import metadata
 
 LEVELS = ("province", "city", "county", "township", "village")
 MONEY_BACK = ("FundAccount.Recovered", "FundAccount.Reversed")
@@ -468,17 +467,3 @@ class Cases(Projection):
                               [e.position, e["amount_fen"], kind, e.day.isoformat()]]
         rows.changed(payments, payment)
         self._settle(rows, payment)
-
-
-_QUERIES = frozenset({"case_view", "list_cases", "outstanding_recovery", "official_actions",
-                      "rectification_items", "case_counts", "case_refs", "log_clock",
-                      "line_shares", "region_of"})
-
-
-def __getattr__(name: str) -> Any:
-    """The queries of ``projections.case_queries``, importable from here too."""
-    if name in _QUERIES:
-        from projections import case_queries
-
-        return getattr(case_queries, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

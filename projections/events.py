@@ -49,7 +49,7 @@ def step_of(topic: str) -> str:
 
 
 def store_env(url: str) -> dict[str, str]:
-    """The event store settings for a database URL (as ``api.settings`` makes them)."""
+    """The event store settings for a database URL (as ``store.settings`` makes them)."""
     u = urlparse(url)
     if u.scheme == "sqlite":
         path = unquote(u.path[1:] if u.path.startswith("/") else u.path)

@@ -9,12 +9,12 @@ income per capita and members at application, and dated timelines — on/off the
 (application, annual reviews), exits and relapses — each entry with its log position, so
 a backdated step (a removal recorded late) falls into place.  The figures are computed
 on demand from these rows, the registered population of ``register_regions``, the cases
-(``case_evidence`` of ``fake_exit`` cases) and the surveys (``case_surveys``).
+(``case_evidence`` of ``fake_exit`` cases) and the surveys (``case_surveys``), by the
+definitions of ``inspection.assessment``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from typing import Any
 
@@ -33,18 +33,21 @@ from sqlalchemy import (
 
 from domain.errors import InvalidInput, NotFound
 from domain.household import INCOME_LINES_FEN
+from inspection.assessment import (
+    INCIDENCE_LIMIT,
+    RELAPSE_WINDOW_DAYS,
+    THRESHOLDS,
+    figure,
+    household_facts,
+)
 from projections import cases as cs
 from projections import register as reg
 from projections.events import Event
-from projections.projection import Projection, Row, Rows, handles
+from projections.projection import Projection, Rows, handles
 from projections.queries import Db, _is_western, connected, plain
-from projections.store import metadata
+from projections.tracking import metadata
 
 LEVELS = ("province", "city", "county", "township", "village")
-SUDDEN_CAUSES = frozenset({"illness", "disaster"})  # 因病, 因灾: not "missed" before they struck
-RELAPSE_WINDOW_DAYS = 365
-THRESHOLDS = {"wrong_exit": 0.02, "missed": 0.02, "satisfaction": 0.90}
-INCIDENCE_LIMIT = {True: 0.03, False: 0.02}  # western provinces / elsewhere
 
 households = Table(
     "metrics_households", metadata,
@@ -103,60 +106,7 @@ class Metrics(Projection):
         rows.changed(households, h)
 
 
-# the figures -------------------------------------------------------------------------------
-def _day(value: str) -> dt.date:
-    return dt.date.fromisoformat(value)
-
-
-def _last_on_or_before(entries: list[list], day: dt.date) -> list | None:
-    """The latest entry dated on or before ``day`` (by date, then log position)."""
-    found = [x for x in entries if _day(x[0]) <= day]
-    return max(found, key=lambda x: (x[0], x[-1])) if found else None
-
-
-def members_on(h: Row, day: dt.date) -> int:
-    entry = _last_on_or_before(h["members"], day)
-    return entry[1] if entry else h["members_at_application"]
-
-
-def on_register(h: Row, day: dt.date) -> bool:
-    entry = _last_on_or_before(h["register"], day)
-    return bool(entry and entry[1])
-
-
-def _figure(numerator: int, denominator: int | None, threshold: float, *, at_least: bool = False,
-            households: int | None = None) -> dict[str, Any]:
-    rate = numerator / denominator if denominator else None
-    meets = None if rate is None else (rate >= threshold if at_least else rate < threshold)
-    out = {"numerator": numerator, "denominator": denominator, "rate": rate,
-           "threshold": threshold, "meets": meets}
-    if households is not None:
-        out["households"] = households
-    return out
-
-
-def _facts(h: Row, year: int, window: int, named: set[str], named_positions: set[int]) -> dict:
-    """What one household counts for in ``year``."""
-    end = dt.date(year, 12, 31)
-    out = {"on_register": 0, "exited": 0, "wrong_exit": 0, "missed": 0}
-    if on_register(h, end):
-        out["on_register"] = members_on(h, end)
-    exits = [(_day(d), pos) for d, pos in h["exits"] if _day(d).year == year]
-    if exits:
-        first = min(exits)
-        people = members_on(h, first[0])
-        out["exited"] = people
-        relapses = [_day(d) for d, _ in h["relapses"]]
-        wrong = h["household_id"] in named or any(pos in named_positions for _, pos in exits) \
-            or any(d < r <= d + dt.timedelta(days=window) for d, _ in exits for r in relapses)
-        out["wrong_exit"] = people if wrong else 0
-    line = INCOME_LINES_FEN.get(year)
-    if (line is not None and h["applied_on"] > end and h["income_at_application_fen"] <= line
-            and h["main_cause"] not in SUDDEN_CAUSES):
-        out["missed"] = h["members_at_application"]
-    return out
-
-
+# the figures (their definitions: inspection.assessment) -----------------------------------
 def _fake_exits(conn: Connection) -> tuple[set[str], set[int]]:
     """Households, and exit approvals (log positions), named as evidence by ``fake_exit``
     cases (数字脱贫): as a household, an event or a flag raised about a household."""
@@ -221,7 +171,7 @@ def metrics(db: Db, region_code: str, year: int, *,
         polls = conn.execute(select(s.c.satisfied, s.c.surveyed, *[s.c[lv] for lv in LEVELS])
                              .where(s.c[level] == region_code, s.c.year == year)).mappings().all()
     west = _is_western(region["province"] or (region_code if level == "province" else None))
-    facts = [(h, _facts(h, year, relapse_window_days, named, positions)) for h in found]
+    facts = [(h, household_facts(h, year, relapse_window_days, named, positions)) for h in found]
 
     def figures(code: str, lvl: str) -> dict[str, Any]:
         mine = [f for h, f in facts if h[lvl] == code]
@@ -232,16 +182,16 @@ def metrics(db: Db, region_code: str, year: int, *,
         return {
             "region_code": code, "name": regions[code]["name"], "level": lvl,
             "population": people,
-            "incidence": _figure(on, people, INCIDENCE_LIMIT[bool(west)],
-                                 households=sum(1 for f in mine if f["on_register"])),
-            "wrong_exit": _figure(sum(f["wrong_exit"] for f in mine),
-                                  sum(f["exited"] for f in mine), THRESHOLDS["wrong_exit"],
-                                  households=sum(1 for f in mine if f["wrong_exit"])),
-            "missed": _figure(sum(f["missed"] for f in mine), off, THRESHOLDS["missed"],
-                              households=sum(1 for f in mine if f["missed"])),
-            "satisfaction": _figure(sum(p["satisfied"] for p in mine_polls),
-                                    sum(p["surveyed"] for p in mine_polls),
-                                    THRESHOLDS["satisfaction"], at_least=True),
+            "incidence": figure(on, people, INCIDENCE_LIMIT[bool(west)],
+                                households=sum(1 for f in mine if f["on_register"])),
+            "wrong_exit": figure(sum(f["wrong_exit"] for f in mine),
+                                 sum(f["exited"] for f in mine), THRESHOLDS["wrong_exit"],
+                                 households=sum(1 for f in mine if f["wrong_exit"])),
+            "missed": figure(sum(f["missed"] for f in mine), off, THRESHOLDS["missed"],
+                             households=sum(1 for f in mine if f["missed"])),
+            "satisfaction": figure(sum(p["satisfied"] for p in mine_polls),
+                                   sum(p["surveyed"] for p in mine_polls),
+                                   THRESHOLDS["satisfaction"], at_least=True),
         }
 
     out = {"year": year, "relapse_window_days": relapse_window_days,

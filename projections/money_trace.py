@@ -37,7 +37,7 @@ from sqlalchemy import JSON, BigInteger, Column, Date, Index, Integer, String, T
 from projections import fifo
 from projections.events import Event
 from projections.projection import Projection, Row, Rows, handles
-from projections.store import metadata
+from projections.tracking import metadata
 
 accounts = Table(
     "trace_accounts", metadata,

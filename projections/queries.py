@@ -1,6 +1,6 @@
 """Queries over the balances and the register: plain dicts and lists, ready for JSON.
 
-Every function takes a SQLAlchemy ``Connection`` or ``Engine`` (``projections.store.
+Every function takes a SQLAlchemy ``Connection`` or ``Engine`` (``projections.tracking.
 engine_for(url)``).  Ids are those of the domain (``Household.create_id(code)``, …),
 dates ISO strings, money integer fen.  Traces and responsibility chains are in
 ``projections.chains``.
@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, Connection, Engine, cast, func, or_, select
 from domain.errors import NotFound
 from projections import balances as bal
 from projections import register as reg
-from projections.store import positions as tracking_positions
+from projections.tracking import positions as tracking_positions
 
 Db = Connection | Engine
 

@@ -18,7 +18,7 @@ from sqlalchemy import JSON, BigInteger, Column, Date, Index, Integer, String, T
 from domain.household import ON_REGISTER, Status
 from projections.events import Event
 from projections.projection import Projection, Row, Rows, handles
-from projections.store import metadata
+from projections.tracking import metadata
 
 S = Status
 LEVELS = ("province", "city", "county", "township", "village")

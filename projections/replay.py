@@ -61,7 +61,8 @@ from projections.balances import Balances
 from projections.events import Event, EventSource
 from projections.projection import Projection, Rows
 from projections.register import Register
-from projections.store import database_url_of, dispose, engine_for
+from store.urls import database_url_of
+from store.engines import dispose, engine_for
 
 REPORTING_TZ = dt.timezone(dt.timedelta(hours=8), "UTC+08:00")  # 北京时间
 VILLAGE_PROJECTIONS = ("register", "balances")

@@ -39,7 +39,7 @@ from sqlalchemy import (
 
 from projections.events import Event
 from projections.projection import Projection, Row, Rows, handles
-from projections.store import metadata
+from projections.tracking import metadata
 
 signatures = Table(
     "resp_signatures", metadata,

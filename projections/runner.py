@@ -37,26 +37,16 @@ from projections.money_trace import MoneyTrace
 from projections.projection import Projection, Rows
 from projections.register import Register
 from projections.responsibility import Responsibility
-from projections.store import (
-    analyze,
-    database_url_of,
-    deferrable_indexes,
-    engine_for,
-    ensure_schema,
-    is_postgres,
-    lock_positions,
-    positions,
-    tracking,
-    truncate,
-    writer,
-)
+from projections.tracking import analyze, deferrable_indexes, ensure_schema, lock_positions, positions, tracking, truncate
+from store.urls import database_url_of
+from store.engines import engine_for, is_postgres, writer
 
 PROJECTIONS: tuple[Projection, ...] = (Balances(), MoneyTrace(), Responsibility(), Register(),
                                        Cases(), Metrics(), Flags())
 CATCH_UP_BATCH = 1000
 REBUILD_BATCH = 20000
 
-SOURCES_KEPT = 4  # as projections.store.ENGINES_KEPT
+SOURCES_KEPT = 4  # as store.engines.ENGINES_KEPT
 _sources: OrderedDict[str, EventSource] = OrderedDict()
 _sources_lock = threading.Lock()
 

@@ -18,8 +18,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from api.http import create_app
-from api.roles import ApiRole
-from api.tokens import Tokens
+from access.roles import ApiRole
+from access.tokens import Tokens
 from domain.application import Zhuisu
 
 NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
@@ -87,7 +87,7 @@ class Api:
 
 @contextmanager
 def api_on(zhuisu: Zhuisu, **create_options: Any) -> Iterator[Api]:
-    app = create_app(zhuisu=zhuisu, demo_on_empty=False, bootstrap_admin=False, **create_options)
+    app = create_app(zhuisu=zhuisu, bootstrap_admin=False, **create_options)
     with TestClient(app) as client:
         tokens: Tokens = app.state.tokens
         admin, _ = tokens.create(name="test admin", role=ApiRole.ADMIN, region=None,

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import structlog
 
-from api.settings import Settings, build_app
+from store.settings import Settings, build_app
 from domain.application import Zhuisu
 from factories import World, a_county_world
 
@@ -171,7 +171,7 @@ def close_read_models() -> Iterator[None]:
     it (modules that query projections: ``pytestmark = usefixtures("close_read_models")``)."""
     yield
     from projections import runner
-    from projections.store import dispose
+    from store.engines import dispose
 
     dispose()
     runner.close_sources()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from api.settings import Settings, build_app
+from store.settings import Settings, build_app
 from domain.application import Zhuisu
 from domain.fund_account import FundAccount
 from domain.household import EXIT_CHECKS, Household
@@ -160,7 +160,7 @@ def a_county_world(app: Zhuisu) -> World:
 def read_models(app: Zhuisu) -> Any:
     """The projections of ``app``'s store, caught up with its log: an engine to query."""
     from projections import runner
-    from projections.store import engine_for
+    from store.engines import engine_for
 
     runner.catch_up(app)
     return engine_for(app.database_url)

@@ -14,10 +14,10 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from api.db import tokens as token_table
+from access.tables import tokens as token_table
 from api.deps import is_public
 from api.http import api_routes, check_every_route_is_guarded, create_app
-from api.settings import Settings, build_app
+from store.settings import Settings, build_app
 from api_support import bearer
 
 ANONYMOUS = {"/health", "/log/public-key"}  # the only endpoints without a token
@@ -76,7 +76,7 @@ def test_tokens_are_stored_only_as_their_sha256(api: Any) -> None:
 
 
 def test_a_route_that_declares_no_guard_stops_the_app_from_starting() -> None:
-    api = create_app(demo_on_empty=False)
+    api = create_app()
     forgotten = APIRouter()
 
     @forgotten.get("/cases/{case_id}")
@@ -96,17 +96,17 @@ def start(tmp_path: Path, **settings: Any) -> Settings:
 
 def test_the_first_start_writes_an_administrators_token_once(tmp_path: Path) -> None:
     s = start(tmp_path)
-    with TestClient(create_app(s, demo_on_empty=False, bootstrap_admin=True)) as client:
+    with TestClient(create_app(s, bootstrap_admin=True)) as client:
         token = s.admin_token_file.read_text().strip()
         assert stat.S_IMODE(s.admin_token_file.stat().st_mode) == 0o600
         r = client.post("/regions", headers=bearer(token),
                         json={"code": "P", "name": "P", "level": "province"})
         assert r.status_code == 201, r.text  # an administrator of every region
-    with TestClient(create_app(s, demo_on_empty=False, bootstrap_admin=True)) as client:
+    with TestClient(create_app(s, bootstrap_admin=True)) as client:
         assert s.admin_token_file.read_text().strip() == token  # not made again
         [record] = client.app.state.tokens.list()
         client.app.state.tokens.revoke(record.id, record.created_at)
-    with TestClient(create_app(s, demo_on_empty=False, bootstrap_admin=True)) as client:
+    with TestClient(create_app(s, bootstrap_admin=True)) as client:
         fresh = s.admin_token_file.read_text().strip()  # none live: a new one replaces it
         assert fresh != token
         assert client.get("/steps", headers=bearer(fresh)).status_code == 200
@@ -114,15 +114,15 @@ def test_the_first_start_writes_an_administrators_token_once(tmp_path: Path) -> 
 
 def test_no_token_is_written_unless_asked(tmp_path: Path) -> None:
     s = start(tmp_path)
-    with TestClient(create_app(s, demo_on_empty=False)):
+    with TestClient(create_app(s)):
         assert not s.admin_token_file.exists()
 
 
 def test_the_documentation_can_be_hidden(tmp_path: Path) -> None:
-    with TestClient(create_app(start(tmp_path), demo_on_empty=False)) as client:
+    with TestClient(create_app(start(tmp_path))) as client:
         assert client.get("/openapi.json").status_code == 200
     hidden = start(tmp_path, public_docs=False)
-    with TestClient(create_app(hidden, zhuisu=build_app(hidden), demo_on_empty=False)) as client:
+    with TestClient(create_app(hidden, zhuisu=build_app(hidden))) as client:
         assert client.get("/openapi.json").status_code == 404
         assert client.get("/docs").status_code == 404
         assert client.get("/health").status_code == 200

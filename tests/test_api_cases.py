@@ -32,7 +32,7 @@ from factories import (
 )
 from openpyxl import load_workbook
 
-from audit.reports import read_csv
+from inspection.reports import read_csv
 
 D = dt.date
 CASE = "镇纪〔2025〕3号"

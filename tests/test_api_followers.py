@@ -33,7 +33,7 @@ def test_a_refused_write_leaves_the_followers_where_they_were(api: Any) -> None:
 def test_the_server_signs_a_checkpoint_periodically_when_the_log_grew(api: Any) -> None:
     import time
 
-    from api.followers import Followers
+    from runtime.followers import Followers
     from audit import log
 
     api.client.post("/regions", json=region("52", "province", None))

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.http import create_app
 from api.idempotency import HEADER as IDEMPOTENCY
-from api.settings import Settings, build_app
+from store.settings import Settings, build_app
 from api_support import Api, api_on, bearer
 from factories import (
     a_county_world,
@@ -42,7 +42,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # per operation (about 25); ZHUISU_FUZZ_EXAMPLES=200 for a longer hunt
 EXAMPLES = int(os.environ.get("ZHUISU_FUZZ_EXAMPLES", "12"))
 
-schema = schemathesis.openapi.from_dict(create_app(demo_on_empty=False).openapi())
+schema = schemathesis.openapi.from_dict(create_app().openapi())
 
 
 @pytest.fixture(scope="module")

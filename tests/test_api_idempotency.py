@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from api.db import engine_for
+from access.tables import open_engine
 from api.idempotency import (
     IdempotencyMiddleware,
     IdempotencyRecords,
@@ -23,7 +23,7 @@ from api.idempotency import (
     request_hash,
 )
 from api.problems import Problem
-from api.roles import ApiRole, Principal
+from access.roles import ApiRole, Principal
 from api_support import NOW, api_on
 from domain.application import Zhuisu
 from factories import (
@@ -196,7 +196,7 @@ def test_an_answer_leaves_only_once_its_key_is_settled(tmp_path: Path, status: i
                                                        rule: str | None, then: Outcome) -> None:
     """A client that retries the moment it has an answer finds the key stored or released,
     never still in flight (found by bench/api.py: a retry after a 409 met the key in flight)."""
-    records = IdempotencyRecords(engine_for(f"sqlite:///{tmp_path}/keys.db"))
+    records = IdempotencyRecords(open_engine(f"sqlite:///{tmp_path}/keys.db"))
     caller = Principal("t1", "officer", ApiRole.FUND_OFFICER, None, None)
     digest = request_hash("POST", "/commands", "", b"{}")
     seen: list[Outcome] = []
@@ -249,7 +249,7 @@ def test_a_method_the_path_lacks_is_405_and_leaves_its_key_unused(api: Any, worl
 
 
 def test_a_first_answer_is_kept_for_its_retention_then_the_key_is_free(store: Any) -> None:
-    records = IdempotencyRecords(engine_for(store.new_database_url()), keep=dt.timedelta(days=7))
+    records = IdempotencyRecords(open_engine(store.new_database_url()), keep=dt.timedelta(days=7))
     first = request_hash("POST", "/commands", "", b'{"a": 1}')
     other = request_hash("POST", "/commands", "", b'{"a": 2}')
     answer = StoredAnswer(201, [("content-type", "application/json")], b"{}")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import structlog
 
-from api.logging import configure_logging
+from runtime.logging import configure_logging
 from api_support import api_on
 from domain.identity import check_digit
 from domain.signing import SigningKey, b64

@@ -1,4 +1,4 @@
-"""Role × jurisdiction (api/roles.py): who may submit which step, read what, administer where.
+"""Role × jurisdiction (access/roles.py): who may submit which step, read what, administer where.
 
 The world is one county (522625) with a township and two villages; county "B" (522626) is
 an empty county beside it, so a token bound to B lies outside everything in the world.
@@ -28,7 +28,7 @@ from factories import (
     sign,
 )
 
-from api.roles import PERMISSIONS, STEPS_BY_ROLE, Action, ApiRole
+from access.roles import PERMISSIONS, STEPS_BY_ROLE, Action, ApiRole
 from domain.application import STEPS
 from domain.household import Household
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from api.roles import STEPS_BY_ROLE
+from access.roles import STEPS_BY_ROLE
 from api_support import refused
 from domain.household import Household
 from factories import (

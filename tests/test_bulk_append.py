@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from api.bulk import append_verified
+from store.bulk import append_verified
 from domain.application import Zhuisu
 
 

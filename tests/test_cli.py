@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
-from api.settings import Settings, build_app
+from cli import app
+from store.settings import Settings, build_app
 from domain.application import Zhuisu
 from domain.household import Household
 from domain.identity import check_digit, hash_bank_account
@@ -170,7 +170,7 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path: Path, store: Zhuisu)
 
 
 class FakeDemo:
-    """Stands in for ``api.demo`` (another module's job): counts calls, reports progress."""
+    """Stands in for ``demo.build`` (another module's job): counts calls, reports progress."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
@@ -191,10 +191,10 @@ class FakeDemo:
 @pytest.fixture
 def fake_demo(monkeypatch: pytest.MonkeyPatch) -> FakeDemo:
     demo = FakeDemo()
-    module = ModuleType("api.demo")
+    module = ModuleType("demo.build")
     vars(module).update(build_demo=demo.build_demo, store_is_empty=demo.store_is_empty,
                         StoreNotEmpty=type("StoreNotEmpty", (RuntimeError,), {}))
-    monkeypatch.setitem(sys.modules, "api.demo", module)
+    monkeypatch.setitem(sys.modules, "demo.build", module)
     return demo
 
 

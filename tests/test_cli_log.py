@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from api.cli import app
-from api.settings import Settings, build_app
+from cli import app
+from store.settings import Settings, build_app
 from audit.checkpoints import NoteKey
 
 pytestmark = pytest.mark.usefixtures("restore_logging")  # the CLI configures logging

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
-from api.settings import Settings, build_app
+from cli import app
+from store.settings import Settings, build_app
 
 pytestmark = pytest.mark.usefixtures("restore_logging")  # the CLI configures logging
 

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from api.cli import app
-from api.db import engine_for
-from api.db import tokens as token_table
-from api.settings import Settings, build_app
-from api.tokens import Tokens
+from cli import app
+from access.tables import open_engine
+from access.tables import tokens as token_table
+from store.settings import Settings, build_app
+from access.tokens import Tokens
 from domain.application import Zhuisu
 
 pytestmark = pytest.mark.usefixtures("restore_logging")  # the CLI configures logging
@@ -36,7 +36,7 @@ def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def tokens(url: str) -> Tokens:
-    return Tokens(engine_for(url))
+    return Tokens(open_engine(url))
 
 
 def test_create_prints_the_token_once_and_stores_its_hash(url: str) -> None:

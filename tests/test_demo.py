@@ -1,4 +1,4 @@
-"""The demo county (api/demo.py): built through the real signed path, reproducible by seed,
+"""The demo county (demo/county.py): built through the real signed path, reproducible by seed,
 every signature verifiable again from the stored event, households where the plan put them,
 money conserved and never negative."""
 
@@ -11,13 +11,8 @@ from typing import Any
 
 import pytest
 
-from api.demo import (
-    DemoSummary,
-    StoreNotEmpty,
-    build_demo,
-    demo_keys,
-    store_is_empty,
-)
+from demo.build import DemoSummary, StoreNotEmpty, build_demo, store_is_empty
+from demo.county import demo_keys
 from domain.application import Zhuisu
 from domain.fund_account import FundAccount
 from domain.household import Household, Status

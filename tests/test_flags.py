@@ -48,15 +48,7 @@ from factories import (
     run,
 )
 
-from audit.rules import (
-    RULE_IDS,
-    RuleSettings,
-    backdated_by,
-    completed_split,
-    payment_rule,
-    period_key,
-    status_on,
-)
+from inspection.rules import RULE_IDS, RuleSettings, backdated_by, completed_split, payment_rule, period_key, status_on
 from domain.errors import InvalidInput, NotFound
 from domain.fund_account import FundAccount
 from domain.household import Household
@@ -65,7 +57,8 @@ from projections import runner
 from projections.events import Event
 from projections.flags import Flags, flag_counts, get_flag, list_flags
 from projections.projection import Rows
-from projections.store import dispose, dump, engine_for, ensure_schema, writer
+from store.engines import dispose, engine_for, writer
+from projections.tracking import dump, ensure_schema
 
 D = dt.date
 T = str(FundAccount.create_id(TOWNSHIP, "central"))

@@ -1,4 +1,4 @@
-"""Planted misconduct (api/demo_misconduct.py) against the red-flag rules (projections/flags.py):
+"""Planted misconduct (demo/misconduct.py) against the red-flag rules (projections/flags/):
 every planted item is found, and the rules raise nothing the demo did not put there.
 
 The truth names, per rule, the exact subject each planted item must be flagged under, and
@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app as cli
-from api.demo import DemoSummary, build_demo
-from api.demo_misconduct import RULES, UNPLANTABLE, Score, score, write_truth
+from cli import app as cli
+from demo.build import DemoSummary, build_demo
+from demo.misconduct import RULES, UNPLANTABLE, Score, score, write_truth
 from domain.application import Zhuisu
 from domain.fund_account import FundAccount
 from factories import PEPPER, sqlite_app
 from projections import runner
 from projections.flags import MAX_LIMIT, list_flags
-from projections.store import engine_for
+from store.engines import engine_for
 
 SIZE, PLANT = "2x3x40", 3  # two townships of three villages of 40 households; 3 per kind
 PLANTABLE = [r for r in RULES if r not in UNPLANTABLE]

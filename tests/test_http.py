@@ -22,8 +22,8 @@ from eventsourcing.persistence import IntegrityError
 from fastapi.testclient import TestClient
 
 from api.http import create_app
-from api.logging import configure_logging, redact
-from api.settings import Settings, build_app
+from runtime.logging import configure_logging, redact
+from store.settings import Settings, build_app
 from domain.application import Zhuisu
 from domain.household import Household
 from domain.identity import check_digit
@@ -269,21 +269,20 @@ def test_redaction_masks_secret_keys_at_any_depth() -> None:
 
 def test_an_empty_store_gets_the_small_demo_at_start_when_asked(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from demo import build as county
+
     calls = []
 
     def build_demo(app: Zhuisu, size: str) -> SimpleNamespace:
         calls.append(size)
         return SimpleNamespace(households=0, officials=0, events_written=0, seconds=0.0)
 
-    demo = ModuleType("api.demo")  # stands in for the real demo (another module's job)
-    vars(demo).update(build_demo=build_demo,
-                      store_is_empty=lambda app: not app.recorder.max_notification_id())
-    monkeypatch.setitem(sys.modules, "api.demo", demo)
+    monkeypatch.setattr(county, "build_demo", build_demo)  # the real demo is another test's job
     empty = build_app(Settings(database_url=f"sqlite:///{tmp_path}/e.db",
                                id_pepper_file=tmp_path / "pepper"))
-    with TestClient(create_app(zhuisu=empty, demo_on_empty=True)):
+    with TestClient(create_app(zhuisu=empty, seed=county.load_demo_if_empty)):
         assert calls == ["small"]
-    with TestClient(create_app(zhuisu=a_village(empty).app, demo_on_empty=True)):
+    with TestClient(create_app(zhuisu=a_village(empty).app, seed=county.load_demo_if_empty)):
         assert calls == ["small"]  # a store with events is left alone
 
 

@@ -44,7 +44,7 @@ from factories import (
 )
 from projections import runner
 from projections.metrics import metrics
-from projections.store import engine_for
+from store.engines import engine_for
 
 D = dt.date
 TOWN, A, B = "522625200", "522625200001", "522625200002"

@@ -41,7 +41,8 @@ from factories import (
     run,
 )
 from projections import balances, chains, register, runner
-from projections.store import dispose, dump, engine_for
+from store.engines import dispose, engine_for
+from projections.tracking import dump
 
 D = dt.date
 C = str(FundAccount.create_id(COUNTY, "central"))

@@ -20,7 +20,8 @@ from domain.fund_account import FundAccount
 from factories import TOWNSHIP, a_funded_account, a_registered_household, household_payment, run
 from projections import runner
 from projections.balances import Balances
-from projections.store import dump, engine_for, positions
+from projections.tracking import dump, positions
+from store.engines import engine_for
 
 TABLES = [t for p in runner.PROJECTIONS for t in p.tables]
 T = str(FundAccount.create_id(TOWNSHIP, "central"))
@@ -170,9 +171,9 @@ def test_projection_whose_layout_changed_is_rebuilt_from_zero(app, world):
 
 def test_a_process_that_meets_many_stores_keeps_few_engines(tmp_path):
     """Servers under test open a store per test: pooled connections must not pile up."""
-    from projections import store
+    from store import engines as store
 
     urls = [f"sqlite:///{tmp_path}/s{i}.db" for i in range(store.ENGINES_KEPT + 3)]
     engines = [engine_for(url) for url in urls]
     assert engine_for(urls[-1]) is engines[-1]
-    assert list(store._engines) == urls[-store.ENGINES_KEPT:]
+    assert [url for url, _ in store._engines] == urls[-store.ENGINES_KEPT:]

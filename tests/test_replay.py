@@ -20,7 +20,7 @@ from uuid import UUID
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app as cli
+from cli import app as cli
 from domain.errors import InvalidInput, NotFound
 from domain.household import Household, Status
 from factories import (
@@ -40,7 +40,7 @@ from factories import (
     run,
 )
 from projections import queries, replay, runner
-from projections.store import engine_for
+from store.engines import engine_for
 
 D = dt.date
 BEIJING = dt.timezone(dt.timedelta(hours=8))

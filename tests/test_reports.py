@@ -1,4 +1,4 @@
-"""Inspection reports (audit.reports): a case and a county summary, as .xlsx (read back with
+"""Inspection reports (inspection.reports): a case and a county summary, as .xlsx (read back with
 openpyxl) and CSV (parsed back), cell by cell.
 
 Township money is prepared by the finance accountant, reviewed by the head and approved by
@@ -14,7 +14,8 @@ import json
 import pytest
 from openpyxl import load_workbook
 
-from audit import reports
+from inspection import reports
+from projections.read_side import ReadSide
 from factories import (
     COUNTY,
     TOWNSHIP,
@@ -31,7 +32,7 @@ from factories import (
 )
 from domain.signing import key_id_of
 from projections import runner
-from projections.store import engine_for
+from store.engines import engine_for
 
 D = dt.date
 CASE = "镇纪〔2025〕3号"
@@ -82,7 +83,7 @@ def county(world):
 
 def test_the_case_report_in_xlsx_and_csv(county):
     db, movement = county
-    report = reports.case_report(db, CASE, as_of=D(2025, 7, 3))
+    report = reports.case_report(ReadSide(db), CASE, as_of=D(2025, 7, 3))
     book = load_workbook(io.BytesIO(reports.to_xlsx(report)))
     assert book.sheetnames == ["案件 Case", "人员 Persons", "证据 Evidence", "事实 Findings",
                                "问责 Actions", "追回 Recovery", "追回 by official",
@@ -127,7 +128,7 @@ def test_the_case_report_in_xlsx_and_csv(county):
 
 def test_the_county_report_in_xlsx_and_csv(county):
     db, movement = county
-    report = reports.county_report(db, COUNTY, year=2025, as_of=D(2025, 7, 3))
+    report = reports.county_report(ReadSide(db), COUNTY, year=2025, as_of=D(2025, 7, 3))
     book = load_workbook(io.BytesIO(reports.to_xlsx(report)))
     summary = {r["field"]: r["value"] for r in sheet_rows(book, "概况 Summary")}
     assert (summary["county"], summary["year"], summary["cases"],
@@ -155,7 +156,7 @@ def test_the_county_report_in_xlsx_and_csv(county):
     assert parsed["案件 Cases"][0]["case_no"] == CASE
     assert parsed["追回 by official"][0]["outstanding_fen"] == "2333"
     with pytest.raises(Exception) as not_county:
-        reports.county_report(db, TOWNSHIP)
+        reports.county_report(ReadSide(db), TOWNSHIP)
     assert getattr(not_county.value, "field", None) == "code"
     with pytest.raises(Exception) as bad_format:
         reports.render(report, "pdf")
@@ -166,7 +167,7 @@ def test_the_cli_shows_a_case_writes_reports_and_refuses_bad_input(
         county, app, tmp_path, monkeypatch, restore_logging):
     from typer.testing import CliRunner
 
-    from api.cli import app as cli
+    from cli import app as cli
 
     monkeypatch.setenv("ZHUISU_DATABASE_URL", app.database_url)
     monkeypatch.setenv("ZHUISU_ID_PEPPER_FILE", str(app.pepper_file))

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from api.settings import Settings, build_app
+from store.settings import Settings, build_app
 from domain.errors import InvalidInput
 from domain.identity import hash_id_number
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AccessLogReader
-from api.roles import ApiRole
+from access.roles import ApiRole
 from api.schemas import HOUSEHOLD_ID, problem_responses
 
 router = APIRouter(tags=["access log"])

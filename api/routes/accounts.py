@@ -27,7 +27,7 @@ from api.deps import (
     region_within,
 )
 from api.schemas import ACCOUNT_ID, READ_PROBLEMS, WRITE_PROBLEMS, Created, EventOut, Page
-from api.views import EVENTS_PAGE, account_summary, account_view
+from projections.aggregates import EVENTS_PAGE, account_summary, account_view
 from domain.fund_account import FundAccount
 from domain.money import FundSource
 

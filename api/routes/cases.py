@@ -7,6 +7,9 @@ read within their jurisdiction; every case an inspector or reviewer is shown —
 a page of cases, the cases behind a recovery total or a rectification list, a report —
 is recorded in the access log.  Money is integer fen; reads come from the read models
 (``projections.cases``), caught up with the log first.
+
+Why one file: the case routes share one writer (``CaseWriter``) and its jurisdiction
+checks; each route is a few lines over it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.access_audit import Read
+from access.reads import Read
 from api.deps import (
     App,
     CaseWriter,
@@ -30,10 +33,11 @@ from api.deps import (
     region_path_of,
     region_within,
 )
-from api.roles import Principal, check_covers
+from access.roles import Principal, check_covers
 from api.routes.traces import ReadModels
 from api.schemas import ACCOUNT_ID, OFFICIAL_ID, READ_PROBLEMS, WRITE_PROBLEMS, IsoDate
-from audit import reports
+from inspection import reports
+from projections.read_side import ReadSide
 from domain.application import Zhuisu
 from domain.case import AccountabilityAction, Basis, Case, CaseType, EvidenceKind
 from domain.fund_account import FundAccount
@@ -474,7 +478,7 @@ def case_report(case_no: CaseNo, request: Request, reader: Reader, db: ReadModel
     """The inspection report of a case, with the responsibility chain of each payment it
     concerns, as .xlsx or CSV."""
     readable_case(request, reader, db, case_no, as_of)
-    report = reports.case_report(db, case_no, as_of=as_of)
+    report = reports.case_report(ReadSide(db), case_no, as_of=as_of)
     return file_response(reports.render(report, format), format, f"case-{case_no}")
 
 

@@ -1,6 +1,6 @@
 """Signed steps: ``POST /commands`` runs one, ``GET /steps`` lists them all.
 
-Who may submit which step is ``api.roles.STEPS_BY_ROLE``; the command must lie in the
+Who may submit which step is ``access.roles.STEPS_BY_ROLE``; the command must lie in the
 token's jurisdiction, which is the region of its subject (the household's village, the
 account's region, the project's region; for a creation step, the region its content
 names).  The signatures are then the domain's to check.
@@ -15,9 +15,9 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import App, IdempotentWrite, Reader, Submitter, region_path_of
-from api.roles import check_covers, check_may_submit
+from access.roles import check_covers, check_may_submit
 from api.schemas import APPLIED_CONTENT, HOUSEHOLD_ID, SIGNATURE, WRITE_PROBLEMS, problem_responses
-from api.views import step_catalogue
+from projections.aggregates import step_catalogue
 from domain.application import STEPS, Zhuisu
 from domain.errors import InvalidInput
 from domain.region import RegionPath

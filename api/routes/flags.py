@@ -1,4 +1,4 @@
-"""Red flags (问题线索) raised by the rules of ``audit.rules``, read from ``projections.flags``.
+"""Red flags (问题线索) raised by the rules of ``inspection.rules``, read from ``projections.flags``.
 
 Flags are read within the token's jurisdiction (the flag's region path); every flag shown
 to an inspector or a reviewer is recorded in the access log.  Lists page by flag id
@@ -13,12 +13,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.access_audit import Read
+from access.reads import Read
 from api.deps import App, Reader, RegionFilter, list_scope, record_reads
-from api.roles import Principal, check_covers
+from access.roles import Principal, check_covers
 from api.routes.traces import ReadModels
 from api.schemas import READ_PROBLEMS, IsoDate
-from audit.rules import RULE_IDS
+from inspection.rules import RULE_IDS
 from projections import flags
 
 router = APIRouter(tags=["flags"], responses=READ_PROBLEMS)

@@ -1,7 +1,7 @@
 """Households (建档立卡户): one with its signed history, or a village's, page by page.
 
 Their steps are submitted through ``POST /commands``.  Every household shown to an
-inspector or a reviewer is recorded in the access log (``api.access_audit``).
+inspector or a reviewer is recorded in the access log (``access.reads``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict
 
-from api.access_audit import Read
+from access.reads import Read
 from api.deps import (
     App,
     Dir,
@@ -25,7 +25,7 @@ from api.deps import (
     region_within,
 )
 from api.schemas import HOUSEHOLD_ID, READ_PROBLEMS, EventOut, Page
-from api.views import EVENTS_PAGE, household_summary, household_view
+from projections.aggregates import EVENTS_PAGE, household_summary, household_view
 from domain.errors import InvalidInput
 from domain.household import Household, Status
 from domain.region import RegionLevel

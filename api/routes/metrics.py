@@ -4,7 +4,7 @@ inspection summary out.
 A survey (群众满意度调查) is recorded by an inspector or an administrator on a village,
 township or county of their jurisdiction, ``recorded_by`` the caller's token.  The
 figures of a region and year (``projections.metrics``) and the county report
-(``audit.reports``, .xlsx or CSV) are read within the jurisdiction; the cases and flags a
+(``inspection.reports``, .xlsx or CSV) are read within the jurisdiction; the cases and flags a
 county report shows to an inspector or a reviewer are recorded in the access log.
 """
 
@@ -15,15 +15,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.access_audit import Read
+from access.reads import Read
 from api.deps import App, IdempotentWrite, Reader, SurveyWriter, record_reads, region_within
 from api.routes.cases import FILE_RESPONSES, AsOf, Format, file_response, recorded_by
 from api.routes.traces import ReadModels
 from api.schemas import READ_PROBLEMS, WRITE_PROBLEMS, IsoDate
-from audit import reports
+from inspection import reports
+from projections.read_side import ReadSide
 from domain.errors import InvalidInput
 from domain.region import RegionLevel
-from projections.metrics import RELAPSE_WINDOW_DAYS, metrics
+from inspection.assessment import RELAPSE_WINDOW_DAYS
+from projections.metrics import metrics
 
 router = APIRouter(tags=["三率一度 and reports"])
 
@@ -142,6 +144,6 @@ def county_report(code: RegionCode, request: Request, reader: Reader, app: App,
     region = region_within(reader, app, code, "code")
     if region.level is not RegionLevel.COUNTY:
         raise InvalidInput(f"{code} is a {region.level.value}, not a county", field="code")
-    report = reports.county_report(db, code, year=year, as_of=as_of, chain_limit=chain_limit)
+    report = reports.county_report(ReadSide(db), code, year=year, as_of=as_of, chain_limit=chain_limit)
     record_reads(request, reader, [Read(kind, sid, path) for kind, sid, path in report.shown])
     return file_response(reports.render(report, format), format, f"county-{code}")

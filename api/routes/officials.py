@@ -25,9 +25,9 @@ from api.deps import (
     readable,
     region_within,
 )
-from api.roles import check_covers
+from access.roles import check_covers
 from api.schemas import OFFICIAL_ID, READ_PROBLEMS, WRITE_PROBLEMS, Created, IsoDate, Page
-from api.views import official_summary, official_view
+from projections.aggregates import official_summary, official_view
 from domain.official import Official
 from domain.positions import ResponsibilityKind
 from domain.region import Unit

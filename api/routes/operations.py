@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import App, public
-from api.logging import get_logger
+from runtime.logging import get_logger
 
 log = get_logger("zhuisu.http")
 router = APIRouter(tags=["operations"])

@@ -21,7 +21,7 @@ from api.deps import (
     readable,
 )
 from api.schemas import READ_PROBLEMS, EventOut, Page
-from api.views import EVENTS_PAGE, project_summary, project_view
+from projections.aggregates import EVENTS_PAGE, project_summary, project_view
 from domain.project import Project
 
 router = APIRouter(tags=["projects"], responses=READ_PROBLEMS)

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, App, Dir, IdempotentWrite, Reader, region_within
-from api.roles import check_covers
+from access.roles import check_covers
 from api.schemas import READ_PROBLEMS, WRITE_PROBLEMS, Created
-from api.views import region_view
+from projections.aggregates import region_view
 from domain.region import RegionLevel, UnitKind
 
 router = APIRouter(tags=["regions"])

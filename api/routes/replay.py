@@ -24,9 +24,9 @@ from eventsourcing.application import AggregateNotFoundError
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.access_audit import Read
+from access.reads import Read
 from api.deps import App, Paging, Reader, record_reads
-from api.roles import check_covers
+from access.roles import check_covers
 from api.routes.views import (
     BALANCE,
     ENTRY,
@@ -39,7 +39,7 @@ from api.routes.views import (
     with_register_page,
 )
 from api.schemas import HOUSEHOLD_ID, READ_PROBLEMS, IsoDate
-from api.views import aggregate_view
+from projections.aggregates import aggregate_view
 from domain.case import Case
 from domain.errors import NotFound
 from domain.household import Household

@@ -20,9 +20,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
-from api.access_audit import Read
+from access.reads import Read
 from api.deps import App, Reader, record_reads, region_path_of
-from api.roles import Principal, check_covers
+from access.roles import Principal, check_covers
 from api.routes.households import household_by_id
 from api.schemas import ACCOUNT_ID, HOUSEHOLD_ID, OFFICIAL_ID, READ_PROBLEMS, IsoDate
 from domain.application import Zhuisu
@@ -31,7 +31,8 @@ from domain.fund_account import FundAccount
 from domain.household import Household
 from domain.official import Official
 from projections import chains, runner
-from projections.store import database_url_of, engine_for
+from store.urls import database_url_of
+from store.engines import engine_for
 from projections.walks import movement
 
 router = APIRouter(tags=["traces"], responses=READ_PROBLEMS)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.access_audit import Read
+from access.reads import Read
 from api.deps import (
     App,
     PageParams,
@@ -26,7 +26,7 @@ from api.deps import (
     record_reads,
     region_within,
 )
-from api.roles import Principal
+from access.roles import Principal
 from api.routes.traces import ReadModels
 from api.schemas import ACCOUNT_ID, HOUSEHOLD_ID, OFFICIAL_ID, READ_PROBLEMS, IsoDate, Page
 from domain.application import Zhuisu

@@ -1,0 +1,129 @@
+"""How far each read model has read the log: tracking rows, table layouts, rebuild helpers.
+
+The read models live in the same database as the events, reached through
+``store.engines.engine_for(url)`` (profile ``read_models``: a projection's write
+transaction, ``writer(engine)``, starts with ``BEGIN IMMEDIATE`` on SQLite).
+
+Each projection has one row in ``projection_tracking``: the notification id of the last
+event it has taken into account, and the version of its table layout.  Rows and position
+change in one transaction (see ``projections.runner``).  A projection whose version
+changed has its tables dropped and rebuilt from position 0.  A full rebuild drops the
+indexes only queries use and makes them again at the end (``deferrable_indexes``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    select,
+)
+
+from store.engines import on_dispose, writer
+from store.schema import schema_lock
+
+if TYPE_CHECKING:
+    from projections.projection import Projection
+
+metadata = MetaData()
+
+tracking = Table(
+    "projection_tracking", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),  # last notification id taken into account
+    Column("version", Integer, nullable=False),  # of the projection's table layout
+)
+
+_ensured: set[tuple[int, tuple[tuple[str, int], ...]]] = set()
+on_dispose(lambda engine: _ensured.difference_update(
+    {k for k in _ensured if k[0] == id(engine)}))
+
+
+def ensure_schema(engine: Engine, projections: Iterable[Projection]) -> None:
+    """Create missing tables and tracking rows; rebuild a projection whose layout changed.
+
+    A projection's tables are created in the transaction that inserts its tracking row,
+    so a tracking row with the current version means its tables are there.
+    """
+    projections = list(projections)
+    key = (id(engine), tuple(sorted((p.name, p.version) for p in projections)))
+    if key in _ensured:
+        return
+    with writer(engine).begin() as conn:
+        schema_lock(conn, "zhuisu-projections-schema")
+        tracking.create(conn, checkfirst=True)
+        known = dict(conn.execute(select(tracking.c.name, tracking.c.version)).all())
+        for p in projections:
+            if known.get(p.name) == p.version:
+                continue
+            if p.name in known:
+                for table in reversed(p.tables):
+                    table.drop(conn, checkfirst=True)
+                conn.execute(tracking.update().where(tracking.c.name == p.name)
+                             .values(position=0, version=p.version))
+            else:
+                conn.execute(tracking.insert().values(name=p.name, position=0, version=p.version))
+            for table in p.tables:
+                table.create(conn, checkfirst=True)
+        for index in deferrable_indexes(projections):  # left out by a rebuild that stopped
+            index.create(conn, checkfirst=True)
+    _ensured.add(key)
+
+
+def deferrable_indexes(projections: Iterable[Projection]) -> list[Index]:
+    """The indexes only queries use (handlers look rows up by primary key, or by an index
+    marked ``handlers_need``): a rebuild makes them once at the end, not row by row."""
+    return [i for p in projections for t in p.tables
+            for i in sorted(t.indexes, key=lambda i: i.name) if not i.info.get("handlers_need")]
+
+
+def positions(conn: Connection) -> dict[str, int]:
+    return {r.name: r.position for r in conn.execute(select(tracking.c.name, tracking.c.position))}
+
+
+def lock_positions(conn: Connection, names: Iterable[str], *,
+                   wait: bool = False) -> dict[str, int]:
+    """Lock the tracking rows of ``names`` for this transaction; return their positions.
+
+    PostgreSQL: ``FOR UPDATE SKIP LOCKED`` — a row another worker holds is left out, so
+    no two workers ever process the same projection at once (``wait``: wait for it
+    instead).  SQLite: the transaction already holds the database's write lock.
+    """
+    q = (select(tracking.c.name, tracking.c.position).where(tracking.c.name.in_(list(names)))
+         .order_by(tracking.c.name))  # one order for all lockers: no deadlock
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=not wait)
+    return {r.name: r.position for r in conn.execute(q)}
+
+
+def dump(conn: Connection, tables: Iterable[Table]) -> dict[str, list[tuple]]:
+    """Every row of ``tables``, sorted: equal dumps mean equal read models."""
+    out = {}
+    for table in tables:
+        rows = conn.execute(select(table)).all()
+        out[table.name] = sorted((tuple(r) for r in rows), key=repr)
+    return out
+
+
+def truncate(conn: Connection, tables: Iterable[Table]) -> None:
+    for table in reversed(list(tables)):
+        conn.execute(table.delete())
+
+
+def analyze(conn: Connection, tables: Iterable[Table]) -> None:
+    """Refresh the planner's statistics after a rebuild (PostgreSQL plans by them; before
+    autovacuum comes by, a freshly filled table looks empty or huge)."""
+    if conn.dialect.name == "postgresql":
+        for table in tables:
+            conn.exec_driver_sql(f'ANALYZE "{table.name}"')
+
