@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test demo bench clean
+.PHONY: run test demo bench screens clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/zhuisu demo --size county
+
+## render every console screen of the demo to docs/screens/*.png (Debian's chromium)
+screens: $(STAMP)
+	$(BIN)/python docs/make_screens.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

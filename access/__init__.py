@@ -9,6 +9,7 @@ refusals (RoleNotPermitted, OutsideJurisdiction, …) and  ``errors``
 how every adapter reports a refusal (problem)
 bearer tokens for machines (shown once, kept as SHA-256)  ``tokens``
 the access log: who read which household, case, flag     ``reads`` (``AccessLog``)
+hash chains over the access log and token changes        ``chain``
 the tables of tokens, access log, idempotency records     ``tables`` (``open_engine``)
 ======================================================  ===============================
 

@@ -1,10 +1,12 @@
 """Who looked at what: an append-only record of reads of protected subjects.
 
-Every read of a household (later: of a case) by an inspector or a reviewer
-(``access.roles.AUDITED_READERS``) adds one row per subject shown: time, token id and name,
-role, route, subject and the subject's region.  Rows are never changed or deleted (the
-table's triggers refuse it).  Administrators page through it (``GET /access-log``), each
-within their own jurisdiction.
+Every read of personal or money data — a household, account, project, official, case,
+flag, a region's figures, a log record — by any role (``access.roles.AUDITED_READERS``)
+adds one row per subject shown, all of a request's rows in one insert: time, token id and
+name, role, route, subject and the subject's region.  Rows are never changed or deleted (the
+table's triggers refuse it), and the table is a hash chain (``access.chain``): a row
+changed, deleted or slipped in with the triggers dropped is named by ``zhuisu verify``.
+Administrators page through it (``GET /access-log``), each within their own jurisdiction.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, select
 
+from access import chain
 from access.tables import access_log
 from access.roles import Principal
 
@@ -40,14 +43,15 @@ class AccessLog:
 
     def record(self, principal: Principal, reads: Iterable[Read], *, method: str, route: str,
                request_id: str | None, now: dt.datetime) -> int:
+        now = chain.utc(now)
         rows = [{"at": now, "token_id": principal.token_id, "actor": principal.name,
                  "role": principal.role.value, "method": method, "route": route,
                  "subject_kind": r.kind, "subject_id": r.id,
                  "subject_region": region_key(r.region_path), "request_id": request_id}
                 for r in reads]
-        if rows:
+        if rows:  # chained (access.chain): serialised with the other appenders
             with self.engine.begin() as conn:
-                conn.execute(insert(access_log), rows)
+                chain.append(conn, "access_log", rows)
         return len(rows)
 
     def page(self, principal: Principal, *, after: int = 0, limit: int = 100,

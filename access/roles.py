@@ -16,11 +16,10 @@ role                    may
                         approval and beneficiaries (项目审批下放到县)
 ``fund_officer``        read; submit money movements (``FundAccount.*``: 收到, 下达, 拨付,
                         追回, 冲正)
-``inspector``           read (reads of households, cases and flags recorded in the access
-                        log); write discipline-inspection cases (纪检监察: open, steps,
+``inspector``           read; write discipline-inspection cases (纪检监察: open, steps,
                         recovery orders) and record satisfaction surveys; every signed step
                         is refused
-``reviewer``            read only (recorded in the access log)
+``reviewer``            read only
 ``admin``               read; administer (regions, units, officials, positions, keys,
                         relatives, opening accounts); record satisfaction surveys; read the
                         access log and tokens' use — but not write cases: a case is the
@@ -30,6 +29,10 @@ role                    may
 Everything is confined to the token's jurisdiction.  The jurisdiction of a command is the
 region of its subject aggregate: the household's village, the account's region, the
 project's region (for a creation step, the region the content names).
+
+Every read of personal or money data, by any role, is recorded in the access log
+(``AUDITED_READERS`` is every role; ``access.reads``): each household, account, project,
+official, case, flag, region's figures or log record a route shows is one row.
 """
 
 from __future__ import annotations
@@ -107,9 +110,13 @@ PERMISSIONS: Mapping[ApiRole, frozenset[Action]] = {
                                     Action.RECORD_SURVEYS}),
 }
 
-# Whose reads are recorded in the access log (who looked at what), and of which subjects.
-AUDITED_READERS = frozenset({R.INSPECTOR, R.REVIEWER})
-AUDITED_SUBJECTS = frozenset({"household", "case", "flag"})
+# Whose reads are recorded in the access log (who looked at what), and of which subjects:
+# every role reads personal or money data (officials, fund officers and administrators
+# as much as inspectors and reviewers), so every role's reads are recorded; the subjects
+# are every kind a route shows (api.deps.record_reads; api.deps.SUBJECT_KINDS).
+AUDITED_READERS = frozenset(ApiRole)
+AUDITED_SUBJECTS = frozenset({"household", "account", "project", "official", "case", "flag",
+                              "region", "unit", "event"})
 
 _WHY_NOT = {
     R.INSPECTOR: "an inspector reads within its jurisdiction and writes cases only",

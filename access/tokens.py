@@ -4,6 +4,10 @@ A token is ``zs_`` + 43 URL-safe characters (32 random bytes); it is shown once,
 is created, and never stored, logged or shown again.  The table keeps its hash, a public
 id (what logs, the access log and ``zhuisu token revoke`` use), a name, the role and the
 jurisdiction.  A revoked token stops working at once (every request looks it up).
+
+Every creation and revocation is also a row of the token changes, a hash chain
+(``access.chain``) in the same transaction, so a token slipped into the table, re-roled or
+un-revoked with raw SQL no longer matches its recorded changes (``zhuisu verify``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert, select, update
 
-from access.tables import tokens
+from access import chain
+from access.tables import token_changes, tokens
 from access.roles import ApiRole, Principal
 from domain.errors import InvalidInput, NotFound
 from domain.region import Region
@@ -57,6 +62,11 @@ class Tokens:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        with engine.connect() as conn:  # an older store: its tokens join the chain once
+            older = (conn.execute(select(token_changes.c.id).limit(1)).first() is None
+                     and conn.execute(select(tokens.c.id).limit(1)).first() is not None)
+        if older:
+            chain.adopt_tokens(engine, dt.datetime.now(dt.UTC))
 
     def create(self, *, name: str, role: ApiRole | str, region: Region | None,
                created_by: str, now: dt.datetime) -> tuple[str, TokenRecord]:
@@ -69,16 +79,23 @@ class Tokens:
             raise InvalidInput(f"must be one of {[r.value for r in ApiRole]}",
                                field="role") from exc
         token = PREFIX + secrets.token_urlsafe(32)
+        now = chain.utc(now)
         record = TokenRecord(
             id=uuid.uuid4().hex, name=name.strip(), role=role,
             region_code=region.code if region else None,
             region_level=region.level.value if region else None,
             created_at=now, created_by=created_by, revoked_at=None)
         with self.engine.begin() as conn:
+            chain.lock(conn, "token_changes")  # first: token and change in chain order
             conn.execute(insert(tokens).values(
                 id=record.id, name=record.name, token_hash=token_hash(token),
                 role=record.role.value, region_code=record.region_code,
                 region_level=record.region_level, created_at=now, created_by=created_by))
+            chain.append(conn, "token_changes", [{
+                "at": now, "token_id": record.id, "change": "created", "name": record.name,
+                "role": record.role.value, "region_code": record.region_code,
+                "region_level": record.region_level, "token_hash": token_hash(token),
+                "by": created_by}])
         return token, record
 
     def authenticate(self, token: str) -> Principal | None:
@@ -98,14 +115,23 @@ class Tokens:
         with self.engine.connect() as conn:
             return [_record(row) for row in conn.execute(query)]
 
-    def revoke(self, token_id: str, now: dt.datetime) -> TokenRecord:
+    def revoke(self, token_id: str, now: dt.datetime, by: str = "unknown") -> TokenRecord:
+        """Revoke a token (idempotent); ``by``: who revoked it (kept in the token changes)."""
+        now = chain.utc(now)
         with self.engine.begin() as conn:
+            chain.lock(conn, "token_changes")
             row = conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
             if row is None:
                 raise NotFound(f"no token {token_id}", field="token_id")
-            if row._mapping["revoked_at"] is None:
+            m = row._mapping
+            if m["revoked_at"] is None:
                 conn.execute(update(tokens).where(tokens.c.id == token_id)
                              .values(revoked_at=now))
+                chain.append(conn, "token_changes", [{
+                    "at": now, "token_id": token_id, "change": "revoked", "name": m["name"],
+                    "role": m["role"], "region_code": m["region_code"],
+                    "region_level": m["region_level"], "token_hash": m["token_hash"],
+                    "by": by}])
             row = conn.execute(select(tokens).where(tokens.c.id == token_id)).one()
         return _record(row)
 

@@ -4,16 +4,17 @@ the application or one query of the read models, and answers.
 
 ======================================================  ===============================
 the app: routers, middleware, start-up and shutdown      ``http`` (``create_app``)
-one router per area (commands, households, accounts,     ``routes.<area>``
-officials, regions, cases, flags, traces, views,
-replay, metrics, log, access log, health)
+one router per area (commands, ids, households,          ``routes.<area>``
+accounts, officials, regions, cases, flags, traces,
+views, replay, metrics, log, access log, health)
 what a route may depend on: app, caller, page            ``deps``
 refusals → RFC 9457 problem+json                         ``problems``
 idempotency keys on writes                               ``idempotency``
 one log line per request, request id, caller             ``middleware``
+the request size limit (413 before authentication)       ``limits``
 shared response models                                   ``schemas``
 ======================================================  ===============================
 
-May import: ``domain``, ``store``, ``audit``, ``inspection``, ``projections``, ``runtime``
-and ``access``.  Nothing imports this package but the command line's ``zhuisu serve``.
+May import: ``domain``, ``store``, ``audit``, ``inspection``, ``projections``, ``runtime``,
+``access`` and ``console`` (which it mounts).  Nothing imports this package but the command line's ``zhuisu serve``.
 """

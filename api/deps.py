@@ -9,14 +9,20 @@ Written once, used by every router:
   ``access.roles``: 401 without a live token, 403 ``RoleNotPermitted`` for a role that may
   not;
 * ``region_within`` / ``check_covers`` confine a subject to the token's jurisdiction
-  (403 ``OutsideJurisdiction``), ``record_reads`` writes the access log for audited
-  readers, ``public`` marks the few routes that need no token (``create_app`` refuses to
-  start with a route that is neither guarded nor public).
+  (403 ``OutsideJurisdiction``); ``public`` marks the few routes that need no token
+  (``create_app`` refuses to start with a route that is neither guarded nor public);
+* who looked at what: a route names each subject it shows (``record_reads``: a
+  household, account, project, official, case, flag, region's figures, or a log record's
+  subject), whatever the caller's role (``access.roles.AUDITED_READERS``).  The ``Reader``
+  guard collects them during the request and, once the route has made its answer and
+  before a byte of it is sent, writes them to the access log in one batched insert, one
+  row per subject (a failed insert fails the request: nothing is shown unrecorded).
+  ``subject_of`` says what kind of subject an aggregate is and where it lies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from typing import Annotated, Any, TypeVar
@@ -30,6 +36,11 @@ from starlette.concurrency import run_in_threadpool
 from structlog.contextvars import bind_contextvars
 
 from access.reads import Read
+from domain.case import Case
+from domain.fund_account import FundAccount
+from domain.household import Household
+from domain.official import Official
+from domain.project import Project
 from projections.directory import Directory
 from api.idempotency import KEY_PATTERN
 from api.problems import NotAuthenticated
@@ -37,7 +48,7 @@ from access.roles import Action, Principal, check_covers, check_may
 from store.settings import utc_now
 from domain.application import Zhuisu
 from domain.errors import InvalidInput, NotFound
-from domain.region import Region, RegionPath
+from domain.region import Region, RegionPath, Unit
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNSET = object()
@@ -120,7 +131,23 @@ def _allowed(action: Action) -> Callable[..., Any]:
     return guard
 
 
-Reader = Annotated[Principal, Depends(_allowed(Action.READ))]
+_READS = "reads_shown"  # request state: the subjects a route shows, recorded at its end
+
+
+async def may_read(request: Request, principal: Annotated[Principal, Depends(authenticated)]
+                   ) -> AsyncIterator[Principal]:
+    """The ``Reader`` guard: a principal that may read; the subjects the route names
+    (``record_reads``) go to the access log when it has made its answer, before it is
+    sent (``scope="function"``), in one insert.  A route that fails records nothing."""
+    check_may(principal, Action.READ)
+    pending: list[Read] = []
+    request.scope.setdefault("state", {})[_READS] = pending
+    yield principal
+    if pending:
+        await run_in_threadpool(_write_reads, request, principal, pending)
+
+
+Reader = Annotated[Principal, Depends(may_read, scope="function")]
 Submitter = Annotated[Principal, Depends(_allowed(Action.SUBMIT))]
 Admin = Annotated[Principal, Depends(_allowed(Action.ADMINISTER))]
 AccessLogReader = Annotated[Principal, Depends(_allowed(Action.READ_ACCESS_LOG))]
@@ -170,20 +197,94 @@ RegionFilter = Annotated[str | None, Query(
 
 
 def record_reads(request: Request, principal: Principal, reads: Iterable[Read]) -> None:
-    """Add the reads an audited reader makes to the access log (no-op for others)."""
+    """Name subjects the route shows: recorded at the end of a ``Reader``'s request (at
+    once anywhere else), one row per subject, for every role ``AUDITED_READERS`` holds."""
     audited = [r for r in reads if principal.audited(r.kind)]
-    if audited:
-        route = getattr(request.scope.get("route"), "path", request.url.path)
-        request.app.state.access_log.record(
-            principal, audited, method=request.method, route=route,
-            request_id=request.scope.get("state", {}).get("request_id"), now=utc_now())
+    if not audited:
+        return
+    pending = request.scope.get("state", {}).get(_READS)
+    if pending is not None:
+        pending.extend(audited)
+    else:
+        _write_reads(request, principal, audited)
+
+
+def _write_reads(request: Request, principal: Principal, reads: list[Read]) -> None:
+    unique = list({(r.kind, r.id): r for r in reads}.values())
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    request.app.state.access_log.record(
+        principal, unique, method=request.method, route=route,
+        request_id=request.scope.get("state", {}).get("request_id"), now=utc_now())
+
+
+# what a subject is and where it lies ---------------------------------------------------
+SUBJECT_KINDS: tuple[tuple[type[Aggregate], str], ...] = (
+    (Household, "household"), (FundAccount, "account"), (Project, "project"),
+    (Official, "official"), (Case, "case"), (Region, "region"), (Unit, "unit"))
+
+
+def region_path_at(app: Zhuisu, code: str) -> RegionPath:
+    """The path of region ``code`` ({} if there is none), read from the cached instance."""
+    try:
+        region = app.repository.get(Region.create_id(code), deepcopy_from_cache=False)
+    except AggregateNotFoundError:
+        return {}
+    return dict(region.path) if isinstance(region, Region) else {}
+
+
+def subject_of(app: Zhuisu, aggregate: Aggregate) -> Read:
+    """What kind of subject an aggregate is and where it lies: a household's village, an
+    account's or project's region, a case's region, an official's or unit's region (its
+    unit's), a region itself ({}: an aggregate of no region)."""
+    kind = next((k for cls, k in SUBJECT_KINDS if isinstance(aggregate, cls)),
+                type(aggregate).__name__.lower())
+    if isinstance(aggregate, Region):
+        return Read(kind, aggregate.code, dict(aggregate.path))
+    if isinstance(aggregate, (Official, Unit)):
+        return Read(kind, str(aggregate.id), region_path_at(app, aggregate.region_code))
+    return Read(kind, str(aggregate.id), dict(getattr(aggregate, "region_path", {}) or {}))
+
+
+def any_aggregate(app: Zhuisu, aggregate_id: Any, field: str) -> Aggregate:
+    """Any aggregate by id, from the cache when it is there (not to be changed)."""
+    try:
+        aid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))
+    except ValueError as exc:
+        raise InvalidInput("must be a UUID", field=field) from exc
+    try:
+        return app.repository.get(aid, deepcopy_from_cache=False)
+    except AggregateNotFoundError as exc:
+        raise NotFound(f"no aggregate {aid}", field=field) from exc
+
+
+def payee_reads(app: Zhuisu, movements: Iterable[Mapping[str, Any]]) -> list[Read]:
+    """The households and projects paid in these movements (the fields of a page of
+    events, a trace's payees), each once."""
+    paid = [m for m in movements if m.get("payee_id")]
+    return [*reads_of(app, Household, [m["payee_id"] for m in paid
+                                       if m.get("payee_kind") == "household"]),
+            *reads_of(app, Project, [m["payee_id"] for m in paid
+                                     if m.get("payee_kind") == "project"])]
+
+
+def reads_of(app: Zhuisu, cls: type[Aggregate], ids: Iterable[Any]) -> list[Read]:
+    """The subjects of these ids (each once; an id that is not a ``cls`` is skipped)."""
+    out = []
+    for aid in dict.fromkeys(str(i) for i in ids if i):
+        try:
+            aggregate = any_aggregate(app, aid, "id")
+        except (InvalidInput, NotFound):
+            continue
+        if isinstance(aggregate, cls):
+            out.append(subject_of(app, aggregate))
+    return out
 
 
 def readable(request: Request, principal: Principal, kind: str, aggregate: Any,
              region_path: RegionPath, field: str) -> Any:
     """``aggregate`` if the principal may see it, its read recorded when audited."""
     check_covers(principal, region_path, f"{kind} {aggregate.id}", field)
-    record_reads(request, principal, [Read(kind, str(aggregate.id), region_path)])
+    record_reads(request, principal, [Read(kind, str(aggregate.id), dict(region_path))])
     return aggregate
 
 

@@ -4,8 +4,9 @@ Cross-cutting concerns are written once: refusals become problem details in
 ``api.problems``; who the caller is and what they may do are the dependencies of
 ``api.deps`` (with the table in ``access.roles``); idempotency keys are the middleware of
 ``api.idempotency``; the request id, the caller and one log line per request are
-``api.middleware``'s.  The lifespan builds the store (and, on request, seeds the small
-demo and writes a first administrator's token).  ``uvicorn --factory api.http:create_app``
+``api.middleware``'s; a body over ``ZHUISU_MAX_BODY_BYTES`` is refused, unread, by
+``api.limits``, before authentication.  The lifespan builds the store (and, on request,
+seeds the small demo and writes a first administrator's token).  ``uvicorn --factory api.http:create_app``
 serves it with settings from the environment; ``zhuisu serve`` does the same and
 configures logging first.
 """
@@ -26,13 +27,17 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from api import problems
+import console
+from access.accounts import Accounts, demo_accounts
 from access.reads import AccessLog
+from console.web import signed_in
 from access.tables import open_engine
 from api.deps import authenticated, is_public, principal_of
 from projections.directory import Directory
-from runtime.followers import Followers, FollowWrites
+from runtime.followers import Followers, FollowerSettings, FollowWrites
 from api.idempotency import IdempotencyMiddleware, IdempotencyRecords
 from runtime.logging import configure_logging, get_logger
+from api.limits import BodyLimit
 from api.middleware import RequestContext
 from api.routes import routers
 from store.settings import Settings, build_app, utc_now
@@ -67,6 +72,7 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
         # renders tracebacks with their local variables, which hold headers and bodies
     bootstrap = (env_flag("ZHUISU_BOOTSTRAP_ADMIN", False) if bootstrap_admin is None
                  else bootstrap_admin)
+    following = FollowerSettings.from_env()  # receipts and the sweep (runtime.followers)
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -78,15 +84,19 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
             api.state.zhuisu = app
             api.state.tokens = Tokens(engine)
             api.state.access_log = AccessLog(engine)
+            api.state.accounts = Accounts(engine)
             api.state.idempotency = IdempotencyRecords(
                 engine, dt.timedelta(days=s.idempotency_days))
             api.state.directory = Directory()
             api.state.audit = AuditStore(AuditConfig(url, s.log_key_file, s.log_origin))
-            followers = api.state.followers = Followers(app, api.state.audit)
+            followers = api.state.followers = Followers(app, api.state.audit, following)
             if seed is not None:
                 await run_in_threadpool(seed, app)
             await run_in_threadpool(followers.catch_up)
+            if seed is not None:  # a demo: one console account per role, written once
+                await run_in_threadpool(_demo_accounts, api, app, s)
             followers.start_checkpoints(s.checkpoint_every)
+            followers.start_sweep()  # ZHUISU_SWEEP_EVERY, ZHUISU_SWEEP_PAGES
             if bootstrap:
                 path = await run_in_threadpool(ensure_admin_token, api.state.tokens,
                                                s.admin_token_file, utc_now())
@@ -117,22 +127,44 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
             "and the field."),
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        docs_url=None,  # served offline by console.install (vendored Swagger UI)
+        redoc_url=None,  # ReDoc would load from a CDN: not on an intranet
         openapi_url="/openapi.json" if docs else None,
         swagger_ui_parameters={"persistAuthorization": True},
     )
     problems.install(api)
     api.add_middleware(FollowWrites)
     api.add_middleware(IdempotencyMiddleware, authenticate=principal_of, clock=utc_now)
+    api.add_middleware(BodyLimit, max_bytes=s.max_body_bytes)  # before anything reads a body
     api.add_middleware(RequestContext)
     for router in routers():
         api.include_router(router)
+    console.install(api, docs=docs)
     check_every_route_is_guarded(api)
     api.state.route_methods = [(route.path_regex, frozenset(route.methods))
                                for route in api_routes(api.routes)]  # problems.methods_at
     api.openapi = problem_openapi(api)  # type: ignore[method-assign]
     return api
+
+
+def _demo_accounts(api: FastAPI, app: Zhuisu, s: Settings) -> None:
+    """After loading the demo: console accounts per role for its county (mode 0600 file)."""
+    from sqlalchemy import select
+
+    from projections import register as reg
+    from store.engines import engine_for as read_engine
+
+    with read_engine(database_url_of(app)).connect() as conn:
+        county = conn.execute(select(reg.regions.c.code).where(reg.regions.c.level == "county")
+                              .order_by(reg.regions.c.code).limit(1)).scalar()
+    if county is None:
+        return
+    path = demo_accounts(api.state.accounts, app.region(county, "region"),
+                         s.admin_token_file.parent / "demo-accounts.txt", utc_now())
+    if path is not None:
+        log.warning("demo console accounts, one per role, were written to the file (mode "
+                    "0600): sign in at /console/ with a user name, its password and the "
+                    "code of `zhuisu account code USERNAME`", file=str(path))
 
 
 def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
@@ -155,7 +187,8 @@ def check_every_route_is_guarded(api: FastAPI) -> None:
     marked ``@public``."""
     for route in api_routes(api.routes):
         if (not is_public(route.endpoint)
-                and not _depends_on(route.dependant, authenticated)):
+                and not _depends_on(route.dependant, authenticated)
+                and not _depends_on(route.dependant, signed_in)):
             raise RuntimeError(f"{sorted(route.methods)} {route.path} declares neither a guard "
                                "(Reader, Submitter, Admin, … of api.deps) nor @public")
 

@@ -13,7 +13,9 @@ that broke it — so the HTTP API, the CLI and the logs agree:
   keeps its rule, field and status, like a domain refusal;
 * an unknown route or method keeps its HTTP status with the rule ``NotFound`` /
   ``MethodNotAllowed``; a 405 lists in ``Allow`` every method the path has, across the
-  routers that declare it.
+  routers that declare it;
+* ``instance`` is the request's path, masked like a log line (``runtime.logging.mask_text``:
+  ID numbers, bank account numbers, bearer tokens).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from access.errors import (
     refusal_problem,
 )
 from domain.errors import DomainError
+from runtime.logging import mask_text
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -103,7 +106,10 @@ INTERNAL = Problem("InternalError", 500, "unexpected error; it has been logged w
 
 def problem_response(problem: Problem, request: Request | None = None,
                      headers: dict[str, str] | None = None) -> JSONResponse:
-    instance = request.url.path if request is not None else None
+    """The problem as problem+json; ``instance`` is the request's path with any ID number,
+    bank account number or bearer token in it masked, as in the logs (an answer is cached,
+    proxied and shown again where the caller's own input should not be)."""
+    instance = mask_text(request.url.path) if request is not None else None
     return JSONResponse(problem.as_dict(instance), status_code=problem.status,
                         media_type=MEDIA_TYPE, headers=headers)
 

@@ -2,11 +2,12 @@
 
 They are ``DomainError`` subclasses so the adapters map them to HTTP codes in the one place
 they already map the domain's refusals.  ``audit.merkle.ProofError`` (a pure RFC 6962 module)
-stays a plain ``ValueError``.
+stays a plain ``ValueError``; ``audit.proofs`` raises it as ``ProofInvalid``, which is both.
 """
 
 from __future__ import annotations
 
+from audit.merkle import ProofError
 from domain.errors import DomainError
 
 
@@ -28,6 +29,11 @@ class CheckpointSignatureError(AuditError):
 
 class ProofBundleError(AuditError):
     """A proof bundle (``audit.proofs``) is malformed or does not fit its checkpoint."""
+
+
+class ProofInvalid(AuditError, ProofError):
+    """A proof's hashes do not lead to the signed root (``audit.merkle.ProofError``, as a
+    refusal the adapters report: 422, one line)."""
 
 
 class NotInLog(AuditError):

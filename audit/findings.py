@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 KINDS = ("changed", "deleted", "inserted", "swapped", "reordered", "truncated", "rewritten",
-         "tree", "checkpoint")
+         "tree", "checkpoint", "signature", "key", "snapshot")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Finding:
     fields: tuple[str, ...] = ()
     other_position: int | None = None
     checkpoint_id: int | None = None
+    last_intact_position: int | None = None  # truncated: the last notification id still there
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
@@ -39,6 +40,8 @@ class VerificationResult:
     pending: int
     findings: tuple[Finding, ...]
     seconds: float
+    snapshots: int = 0  # snapshots held against a replay of their aggregate
+    signatures: int | None = None  # signatures re-verified (verify --signatures), else None
 
     @property
     def ok(self) -> bool:
@@ -59,14 +62,17 @@ class VerificationResult:
     @property
     def message(self) -> str:
         if self.ok:
-            return (f"OK: {self.records} records, {self.tree_size} leaves and "
-                    f"{self.checkpoints} checkpoints verified ({self.pending} records not yet "
-                    f"in the tree)")
+            signed = ("" if self.signatures is None
+                      else f", {self.signatures} signatures re-verified")
+            return (f"OK: {self.records} records, {self.tree_size} leaves, "
+                    f"{self.checkpoints} checkpoints and {self.snapshots} snapshots verified"
+                    f"{signed} ({self.pending} records not yet in the tree)")
         where = f" at leaf {self.first.leaf_index}" if self.first.leaf_index is not None else ""
         return f"{self.first.kind}{where}: {self.first.message}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "message": self.message, "tree_size": self.tree_size,
                 "records": self.records, "checkpoints": self.checkpoints,
-                "pending": self.pending, "seconds": round(self.seconds, 3),
+                "pending": self.pending, "snapshots": self.snapshots,
+                "signatures": self.signatures, "seconds": round(self.seconds, 3),
                 "findings": [f.to_dict() for f in self.findings]}

@@ -23,6 +23,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from audit.alarm import check_leaf, refuse_if_alarmed
+from audit.chains import current_heads, extension_lines
 from audit.checkpoints import Checkpoint, NoteKey, format_time, parse_checkpoint, sign_note
 from audit.errors import NotInLog
 from audit.logkey import (
@@ -107,9 +109,12 @@ def _seal_leaves(conn: Connection, checkpoint_id: int, size: int) -> None:
 def make_checkpoint(source: Any, *, now: dt.datetime | None = None) -> CheckpointRecord:
     """Catch the tree up, then sign and store a checkpoint of it (``zhuisu checkpoint``).
 
-    The log key file is created on first use (``audit.logkey``).
+    The log key file is created on first use (``audit.logkey``).  The note also signs the
+    heads of the chained tables (``audit.chains``: access log, token changes) as extension
+    lines.  Refused (``IntegrityAlarm``) while the integrity alarm is raised.
     """
     with opened(source) as store:
+        refuse_if_alarmed(store, "signing a checkpoint")
         catch_up(store)
         time = _now(now)
         with store.engine.begin() as conn:
@@ -118,7 +123,8 @@ def make_checkpoint(source: Any, *, now: dt.datetime | None = None) -> Checkpoin
             key, private = current_signing_key(conn, store.config.key_file,
                                                store.config.origin, time)
             checkpoint = Checkpoint(store.config.origin, state.size, state.root, time)
-            note = sign_note(checkpoint.body(), [(key.name, private)])
+            note = sign_note(checkpoint.body() + extension_lines(current_heads(store, conn)),
+                             [(key.name, private)])
             cid = _store_checkpoint(conn, "checkpoint", checkpoint, note)
         return CheckpointRecord(cid, "checkpoint", note)
 
@@ -126,6 +132,7 @@ def make_checkpoint(source: Any, *, now: dt.datetime | None = None) -> Checkpoin
 def rotate_log_key(source: Any, *, now: dt.datetime | None = None) -> CheckpointRecord:
     """Replace the log key; the rotation is a checkpoint signed by the old and the new key."""
     with opened(source) as store:
+        refuse_if_alarmed(store, "rotating the log key")
         catch_up(store)
         path, origin, time = store.config.key_file, store.config.origin, _now(now)
         pending = pending_path(path)
@@ -238,9 +245,12 @@ def prove_inclusion(source: Any, *, position: int | None = None,
     """Inclusion bundle (``audit.proofs``) for one event in a checkpoint (default: latest).
 
     The event is named by its notification id ``position`` or by ``originator_id`` and
-    ``version``.  The record bytes are read from the events table as they are now.
+    ``version``.  The record bytes are read from the events table as they are now, and must
+    still hash to the stored leaf: if not, the integrity alarm is raised (``audit.alarm``)
+    and the proof refused, as it is while the alarm stands.
     """
     with opened(source) as store, store.engine.connect() as conn:
+        refuse_if_alarmed(store, "a proof", conn)
         record = _get_checkpoint(store, conn, checkpoint_id)
         size = record.checkpoint.size
         if position is None:
@@ -266,6 +276,7 @@ def prove_inclusion(source: Any, *, position: int | None = None,
                            f"leaf of checkpoint {record.id} (size {size}), got a later one",
                            field="checkpoint_id")
         (row,), _ = hash_rows([row])
+        check_leaf(store, conn, index, position, encode_record(row))
         proof = with_stored_nodes(store, conn, lambda get: inclusion_proof(index, size, get))
         return inclusion_bundle(record.note, index, encode_record(row), proof)
 
@@ -274,6 +285,7 @@ def prove_consistency(source: Any, old_checkpoint_id: int,
                       new_checkpoint_id: int | None = None) -> dict[str, Any]:
     """Consistency bundle from one checkpoint to a later one (default: latest)."""
     with opened(source) as store, store.engine.connect() as conn:
+        refuse_if_alarmed(store, "a proof", conn)
         old = _get_checkpoint(store, conn, old_checkpoint_id)
         new = _get_checkpoint(store, conn, new_checkpoint_id)
         size1, size2 = old.checkpoint.size, new.checkpoint.size

@@ -14,6 +14,19 @@ Both are JSON objects a person can keep beside the checkpoint export::
      "old_checkpoint": "<signed note>", "new_checkpoint": "<signed note>",
      "proof": ["<base64 32-byte hash>", ...]}          RFC 9162 PROOF, bottom-up
 
+A receipt is what a write is answered with (``runtime.followers``): the log positions of
+the events it stored, each with its inclusion proof, under one checkpoint signed after
+them — several inclusion proofs sharing a checkpoint::
+
+    {"type": "zhuisu-receipt/v1",
+     "checkpoint": "<signed note>" | null,              null: not yet covered (pending)
+     "entries": [{"position": 1207, "leaf_index": 1206,
+                  "record": "<base64 record>", "proof": ["<base64 hash>", ...]}, ...]}
+
+A pending receipt has only the positions and leaf indexes; its proofs are fetched later
+(``GET /log/proofs/inclusion?position=N``).  ``verify_receipt_bundle`` checks a receipt
+(``zhuisu verify-proof`` takes it, or the whole answer of the write that holds it).
+
 Verification, step by step, each step raising its own named error:
 1. the checkpoint note carries a valid signature by a trusted log key
    (``CheckpointSignatureError``; format problems ``CheckpointFormatError``);
@@ -31,13 +44,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from audit import merkle
 from audit.checkpoints import Checkpoint, NoteKey, verify_checkpoint
-from audit.errors import ProofBundleError
-from audit.merkle import hash_leaf, verify_consistency, verify_inclusion
+from audit.errors import ProofBundleError, ProofInvalid
+from audit.merkle import hash_leaf
 from audit.records import Record, decode_record
+
+def verify_inclusion(*args: Any) -> None:
+    """``merkle.verify_inclusion``, its ``ProofError`` raised as ``ProofInvalid``."""
+    try:
+        merkle.verify_inclusion(*args)
+    except merkle.ProofError as exc:
+        raise ProofInvalid(str(exc)) from exc
+
+
+def verify_consistency(*args: Any) -> None:
+    """``merkle.verify_consistency``, its ``ProofError`` raised as ``ProofInvalid``."""
+    try:
+        merkle.verify_consistency(*args)
+    except merkle.ProofError as exc:
+        raise ProofInvalid(str(exc)) from exc
+
 
 INCLUSION = "zhuisu-inclusion-proof/v1"
 CONSISTENCY = "zhuisu-consistency-proof/v1"
+RECEIPT = "zhuisu-receipt/v1"
 Keys = str | NoteKey | Sequence[str | NoteKey]
 
 
@@ -97,6 +128,72 @@ def verify_consistency_proof(old_note: str, new_note: str, proof: Sequence[bytes
                                f"got {new.origin!r}")
     verify_consistency(old.size, new.size, list(proof), old.root, new.root)
     return old, new
+
+
+@dataclass(frozen=True)
+class VerifiedReceipt:
+    checkpoint: Checkpoint
+    entries: tuple[VerifiedInclusion, ...]
+
+
+def receipt_bundle(checkpoint_note: str | None,
+                   entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A receipt; each entry ``{"position", "leaf_index"[, "record": bytes, "proof": [bytes]]}``."""
+    out = []
+    for e in entries:
+        item: dict[str, Any] = {"position": e["position"], "leaf_index": e["leaf_index"]}
+        if "record" in e:
+            item["record"] = _b64(e["record"])
+            item["proof"] = [_b64(p) for p in e["proof"]]
+        out.append(item)
+    return {"type": RECEIPT, "checkpoint": checkpoint_note, "entries": out}
+
+
+def verify_receipt_bundle(bundle: str | bytes | dict, public_keys: Keys) -> VerifiedReceipt:
+    """Check a receipt: one signed checkpoint, and each entry's record is the leaf it names
+    (at the position it names) in that checkpoint's tree."""
+    if isinstance(bundle, (str, bytes)):
+        try:
+            bundle = json.loads(bundle)
+        except ValueError as exc:
+            raise ProofBundleError(f"receipt: expected JSON, got {exc}") from exc
+    if not isinstance(bundle, dict) or bundle.get("type") != RECEIPT:
+        got = bundle.get("type") if isinstance(bundle, dict) else type(bundle).__name__
+        raise ProofBundleError(f"receipt type: expected {RECEIPT!r}, got {got!r}")
+    entries = bundle.get("entries")
+    if not isinstance(entries, list) or not entries:
+        raise ProofBundleError("entries: expected a non-empty list of log positions")
+    note = bundle.get("checkpoint")
+    if note is None:
+        first = entries[0] if isinstance(entries[0], dict) else {}
+        raise ProofBundleError(f"checkpoint: none yet (a pending receipt); fetch each proof "
+                               f"with GET /log/proofs/inclusion?position="
+                               f"{first.get('position')} once a checkpoint covers leaf "
+                               f"{first.get('leaf_index')}")
+    if not isinstance(note, str):
+        raise ProofBundleError("checkpoint: expected the signed note text")
+    checkpoint = verify_checkpoint(note, public_keys)
+    verified = []
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or any(k not in e for k in ("position", "leaf_index",
+                                                               "record", "proof")):
+            raise ProofBundleError(f"entries[{i}]: expected position, leaf_index, record "
+                                   f"and proof")
+        if not isinstance(e["leaf_index"], int) or isinstance(e["leaf_index"], bool):
+            raise ProofBundleError(f"entries[{i}].leaf_index: expected an integer, "
+                                   f"got {e['leaf_index']!r}")
+        if not isinstance(e["proof"], list):
+            raise ProofBundleError(f"entries[{i}].proof: expected a list of base64 hashes")
+        record = _unb64(e["record"], f"entries[{i}].record")
+        decoded = decode_record(record)
+        if decoded.position != e["position"]:
+            raise ProofBundleError(f"entries[{i}].position: expected {decoded.position} (the "
+                                   f"record's own), got {e['position']!r}")
+        verify_inclusion(hash_leaf(record), e["leaf_index"], checkpoint.size,
+                         [_unb64(p, f"entries[{i}].proof[{k}]") for k, p in enumerate(e["proof"])],
+                         checkpoint.root)
+        verified.append(VerifiedInclusion(checkpoint, e["leaf_index"], decoded))
+    return VerifiedReceipt(checkpoint, tuple(verified))
 
 
 def inclusion_bundle(checkpoint_note: str, leaf_index: int, record: bytes,

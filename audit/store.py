@@ -18,7 +18,9 @@ Audit tables (created on first use, SQLAlchemy Core):
 - ``merkle_state(id=1, size, last_position, frontier)``: the tracking position and the
   compact range (``merkle.CompactRange``) — the whole incremental state;
 - ``log_keys``, ``log_checkpoints``, ``log_checkpoint_leaves``: see ``audit.logkey`` and
-  ``audit.log``.
+  ``audit.log``;
+- ``log_signed_steps(digest, position)``: the content digest of every signed step the
+  tree took in, so that a replayed copy of one is refused (``audit.signatures``).
 
 The events are read with our own SQL on the DB-API connection rather than through the
 library's decoded notifications: the log hashes the stored bytes, and this is the
@@ -108,6 +110,11 @@ log_checkpoints = Table(
     Column("root_hash", LargeBinary, nullable=False),
     Column("time", String(32), nullable=False),
     Column("note", Text, nullable=False),
+)
+log_signed_steps = Table(  # audit.signatures: each signed step the tree took in, once
+    "log_signed_steps", metadata,
+    Column("digest", LargeBinary, primary_key=True),  # domain.signing.content_digest
+    Column("position", BigInteger, nullable=False),
 )
 log_checkpoint_leaves = Table(
     "log_checkpoint_leaves", metadata,
@@ -230,6 +237,21 @@ class EventRows:
         rows = raw_rows(conn, self.dialect, sql, (position,))
         return rows[0] if rows else None
 
+    def of_aggregates(self, conn: Connection, ids: Sequence[uuid.UUID], upto: int,
+                      after: int = -(2**63)) -> list[tuple]:
+        """Rows of these aggregates with after < position <= upto, in position order."""
+        if not ids:
+            return []
+        if self.dialect == "sqlite":
+            marks = ", ".join("?" * len(ids))
+            sql = (f"SELECT e.rowid, {self._cols} FROM {self.table} e WHERE e.originator_id "
+                   f"IN ({marks}) AND e.rowid > ? AND e.rowid <= ? ORDER BY e.rowid")
+            return raw_rows(conn, self.dialect, sql, [i.hex for i in ids] + [after, upto])
+        sql = (f"SELECT e.{self.pos}, {self._cols} FROM {self.table} e WHERE e.originator_id "
+               f"= ANY(%s) AND e.{self.pos} > %s AND e.{self.pos} <= %s ORDER BY e.{self.pos}")
+        keys: list[Any] = list(ids) if self.uuid_ids else [str(i) for i in ids]
+        return raw_rows(conn, self.dialect, sql, (keys, after, upto))
+
     def count(self, conn: Connection, after: int, upto: int = 2**63 - 1) -> int:
         return raw_rows(conn, self.dialect, self._count, (after, upto))[0][0]
 
@@ -297,6 +319,13 @@ class AuditStore:
             self._create_tables()
         self.events = EventRows(self.dialect, table, self._uuid_ids())
         self._prefix = f'"{schema}".' if schema else ""
+
+    @property
+    def snapshots_table(self) -> str:
+        """The application's snapshot table for raw SQL (kept outside the log)."""
+        if self.dialect == "sqlite":
+            return '"stored_snapshots"'
+        return f'"{self.schema or "public"}"."{Zhuisu.name.lower()}_snapshots"'
 
     def table_sql(self, name: str) -> str:
         """An audit table's name for raw SQL (schema-qualified on PostgreSQL)."""

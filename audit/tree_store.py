@@ -11,6 +11,14 @@ transaction updates the state row, which takes the write lock (SQLite) or the ro
 Leaf index ≠ notification id: ids may have gaps (PostgreSQL sequences skip on rollback),
 so ``merkle_leaves`` maps each leaf to its position.  ``rebuild`` empties the tree and
 catches up from zero through the same code path.
+
+No record becomes a leaf before its signatures are checked again from its stored bytes
+(``audit.signatures``: each verifies over the event's content with a key its official
+held at the time).  A record that fails stops the tree before it — the tree never grows
+past it, so no checkpoint signs it — and raises the integrity alarm (``audit.alarm``:
+logged, and kept in the store where ``/health`` reads it) naming its notification id,
+once per distinct record and reason.  Until the record is dealt with, every catch-up
+stops at the same place.
 """
 
 from __future__ import annotations
@@ -21,12 +29,15 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, delete, select, update
 
+from audit.alarm import raise_alarm
 from audit.errors import NotInLog
 from audit.merkle import HASH_SIZE, CompactRange, NodeGetter
 from audit.records import field_digests
+from audit.signatures import BadSignature, check_new_rows
 from audit.store import (
     AuditStore,
     hash_rows,
+    log_signed_steps,
     merkle_leaves,
     merkle_nodes,
     merkle_state,
@@ -76,18 +87,32 @@ def catch_up(source: Any, *, batch: int = CATCH_UP_BATCH) -> TreeState:
     with opened(source) as store:
         while True:
             with store.engine.begin() as conn:
-                state, added = _append_batch(store, conn, batch)
+                state, added, bad = _append_batch(store, conn, batch)
+            if bad is not None:  # after the commit: the alarm has a transaction of its own
+                raise_alarm(store, f"the tree stopped before notification id {bad.position}: "
+                                   f"its signatures do not hold ({bad.reason}); it is not "
+                                   f"taken into the log", bad.position)
+                return state
             if added < batch:
                 return state
 
 
-def _append_batch(store: AuditStore, conn: Connection, limit: int) -> tuple[TreeState, int]:
+def _append_batch(store: AuditStore, conn: Connection,
+                  limit: int) -> tuple[TreeState, int, BadSignature | None]:
     lock_state(conn)
     state = read_state(conn)
     rows = store.events.between(conn, state.last_position, limit=limit)
     if not rows:
-        return state, 0
+        return state, 0, None
+    bad, signed = check_new_rows(store, conn, rows, state.last_position)
+    if bad is not None:
+        rows = rows[:next(i for i, r in enumerate(rows) if r[0] == bad.position)]
+        if not rows:
+            return state, 0, bad
     rows, hashes = hash_rows(rows)
+    if signed:
+        store.insert_rows(conn, "log_signed_steps", ("digest", "position"),
+                          [(d, p) for p, d in signed])
     tree = CompactRange(state.size, list(state.frontier))
     leaves, nodes = [], []
     for row, leaf_hash in zip(rows, hashes):
@@ -100,7 +125,7 @@ def _append_batch(store: AuditStore, conn: Connection, limit: int) -> tuple[Tree
     new = TreeState(tree.size, rows[-1][0], tuple(tree.hashes))
     conn.execute(update(merkle_state).where(merkle_state.c.id == 1).values(
         size=new.size, last_position=new.last_position, frontier=b"".join(new.frontier)))
-    return new, len(rows)
+    return new, len(rows), bad
 
 
 def rebuild(source: Any) -> TreeState:
@@ -114,6 +139,7 @@ def rebuild(source: Any) -> TreeState:
             lock_state(conn)
             conn.execute(delete(merkle_nodes))
             conn.execute(delete(merkle_leaves))
+            conn.execute(delete(log_signed_steps))
             conn.execute(update(merkle_state).where(merkle_state.c.id == 1).values(
                 size=0, last_position=0, frontier=b""))
         return catch_up(store)

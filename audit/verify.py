@@ -31,7 +31,19 @@ The first finding (by leaf index) says where and what:
   or, if the seal is gone too, to the leaves between the last matching and the first
   differing checkpoint;
 - ``tree``: the stored tree differs from itself (a node, leaf row or state was edited);
-- ``checkpoint``: a checkpoint's signature, key or stored columns do not hold.
+- ``checkpoint``: a checkpoint's signature, key or stored columns do not hold;
+- ``key``: a ``log_keys`` row is not the key history the rotation checkpoints establish
+  from keys trusted outside the store (``audit.keyhistory``), named by key id;
+- ``signature``: a record's signatures do not verify over its content with a key its
+  official held then, or it replays a signed step (``audit.signatures``): always for the
+  records not yet in the tree (the tree stops before such a record), for every record
+  with ``signatures=True`` (``zhuisu verify --signatures``);
+- ``snapshot``: a stored snapshot is not its aggregate replayed from the log to its
+  version (``audit.snapshots``), named by aggregate id and version.
+
+Which log keys are trusted comes from outside the store (``keys``, else the log key
+file; ``audit.keyhistory``), never from the rows the store holds.  With kept checkpoints
+(``verify_log_against``) the log is also held against them (``audit.kept``).
 """
 
 from __future__ import annotations
@@ -44,29 +56,47 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from audit.checkpoints import open_note, parse_checkpoint, verify_checkpoint, verify_rotation
+from audit.checkpoints import (
+    NoteKey,
+    as_keys,
+    open_note,
+    parse_checkpoint,
+    verify_rotation,
+)
 from audit.errors import AuditError
 from audit.findings import KINDS, Finding, VerificationResult
-from audit.logkey import LogKeyRecord, known_keys
-from audit.merkle import EMPTY_ROOT, HASH_SIZE, CompactRange, hash_children
+from audit.kept import (
+    against_kept,
+    first_unsealed_leaf,
+    fold,
+    kept_checkpoints,
+    leaf_position,
+    stored_material,
+)
+from audit.keyhistory import KeyTrust, key_file_anchor, trust
+from audit.logkey import known_keys
+from audit.merkle import CompactRange
 from audit.records import differing_fields
 from audit.scan import PAGE, Span, SpanReport, node_finding, scan_span
+from audit.signatures import check_new_rows, verify_signatures
+from audit.snapshots import verify_snapshots
 from audit.store import AuditStore, opened
-from audit.tree_store import read_state, split_hashes, with_stored_nodes
+from audit.tree_store import read_state
+from domain.errors import InvalidInput
 
-
-def _fold(hashes: Sequence[bytes]) -> bytes:
-    if not hashes:
-        return EMPTY_ROOT
-    root = hashes[-1]
-    for h in reversed(hashes[:-1]):
-        root = hash_children(h, root)
-    return root
+_fold = fold
+PENDING_CHECK = 100_000  # records not yet in the tree whose signatures verify checks
 
 
 # the whole log --------------------------------------------------------------------------
-def verify_log(source: Any, *, workers: int = 1, page: int = PAGE) -> VerificationResult:
+def verify_log(source: Any, *, workers: int = 1, page: int = PAGE,
+               keys: str | NoteKey | Sequence[str | NoteKey] | None = None,
+               signatures: bool = False, kept: Sequence[str] = ()) -> VerificationResult:
     """Verify everything (see the module docstring); read-only, never catches up first.
+
+    ``keys``: the log keys to trust (vkeys), from outside the store; default the log key
+    file's.  ``signatures``: re-verify every stored signature too.  ``kept``: checkpoint
+    notes kept outside the store to hold the log against (``verify_log_against``).
 
     ``workers`` > 1 spreads the pages over that many processes (this one and forked
     children), each with its own connection; the result is the same.  Use it from a
@@ -77,27 +107,60 @@ def verify_log(source: Any, *, workers: int = 1, page: int = PAGE) -> Verificati
     if page < 2 or page & (page - 1):
         raise ValueError(f"page: expected a power of two >= 2, got {page}")
     began = time.perf_counter()
+    anchors = as_keys(keys) if keys else None
     with opened(source) as store:
+        if kept and not anchors and key_file_anchor(store) is None:
+            raise InvalidInput("a kept checkpoint is checked with the log's public key from "
+                               "outside the store: give --key VKEY or --keys FILE (the "
+                               "store's own key rows are not evidence)", field="key")
         with store.engine.connect() as conn:
             state = read_state(conn)
-            keys = known_keys(conn)
             checkpoints = store.raw(conn, f"SELECT id, kind, origin, tree_size, root_hash, time, "
                                           f"note FROM {store.table_sql('log_checkpoints')} "
                                           f"ORDER BY id")
-        signed = _check_checkpoints(checkpoints, keys)
+            trusted = trust(store, known_keys(conn), checkpoints, anchors)
+        signed = _check_checkpoints(checkpoints, trusted)
         cut_sizes = sorted({s for s, _, _ in signed if s <= state.size} | {state.size})
         reports = _run_spans(store, state.size, page, cut_sizes, workers)
-        findings = [f for _, _, f in signed if f is not None]
+        findings = [f for _, _, f in signed if f is not None] + list(trusted.findings)
+        good = [(s, c) for s, c, _ in signed if c is not None]
         with store.engine.connect() as conn:
             roots = _combine(store, conn, reports, page, cut_sizes, state, findings)
             findings += _records_finding(reports, state, lambda p: _leaf_after(store, conn, p))
-            findings += _against_checkpoints(store, conn, state, roots,
-                                             [(s, c) for s, c, _ in signed if c is not None])
+            findings += _against_checkpoints(store, conn, state, roots, good)
+            if kept:
+                notes, bad_notes = kept_checkpoints(kept, trusted)
+                findings += bad_notes + against_kept(store, conn, notes, stored_material(good))
             pending = store.events.count(conn, state.last_position)
+            if not signatures:
+                findings += _pending_signatures(store, conn, state.last_position)
+            snapshots = verify_snapshots(store, conn)
+            findings += snapshots.findings
+        checked = None
+        if signatures:
+            report = verify_signatures(store, workers=workers)
+            checked = report.signatures
+            if report.first is not None:
+                more = f" ({report.bad} events in all)" if report.bad > 1 else ""
+                first = report.first
+                findings.append(Finding(first.kind, first.message + more, first.leaf_index,
+                                        first.position))
     findings.sort(key=lambda f: (f.leaf_index if f.leaf_index is not None else 2**63,
                                  KINDS.index(f.kind)))
     return VerificationResult(state.size, sum(r.records for r in reports), len(checkpoints),
-                              pending, tuple(findings), time.perf_counter() - began)
+                              pending, tuple(findings), time.perf_counter() - began,
+                              snapshots.snapshots, checked)
+
+
+def _pending_signatures(store: AuditStore, conn: Connection, after: int) -> list[Finding]:
+    """The records not yet in the tree: the first whose signatures do not hold, if any (the
+    tree stopped before it)."""
+    rows = store.events.between(conn, after, limit=PENDING_CHECK)
+    bad, _ = check_new_rows(store, conn, rows, after)
+    if bad is None:
+        return []
+    return [Finding("signature", f"notification id {bad.position} (not in the tree; the tree "
+                    f"stops before it): {bad.reason}", position=bad.position)]
 
 
 def _run_spans(store: AuditStore, size: int, page: int, cuts: list[int],
@@ -302,14 +365,14 @@ def _leaf_after(store: AuditStore, conn: Connection, position: int) -> int | Non
 
 
 # C: checkpoints -------------------------------------------------------------------------
-def _check_checkpoints(rows: list[tuple], keys: list[LogKeyRecord]
+def _check_checkpoints(rows: list[tuple], trusted: KeyTrust
                        ) -> list[tuple[int, Any, Finding | None]]:
     """Per stored checkpoint: (size, checkpoint if its signature holds, finding if not)."""
     out: list[tuple[int, Any, Finding | None]] = []
-    trusted = [k.key for k in keys]
+    keys = trusted.keys
     for cid, kind, origin, size, root, when, note in rows:
         try:
-            text, signed_by = open_note(note, trusted)
+            text, signed_by = open_note(note, trusted.note_keys)
             checkpoint = parse_checkpoint(text)
             if checkpoint.origin not in {k.name for k in signed_by}:
                 raise AuditError(f"origin {checkpoint.origin!r}: expected the signing key's name")
@@ -323,25 +386,27 @@ def _check_checkpoints(rows: list[tuple], keys: list[LogKeyRecord]
                                  f"({checkpoint.origin}, {checkpoint.size}, "
                                  f"{checkpoint.root.hex()[:16]}…, {checkpoint.time})")
             if kind == "key-rotation" or checkpoint.rotation:
-                _check_rotation(cid, note, checkpoint, keys)
+                _check_rotation(cid, note, checkpoint, trusted)
         except (AuditError, ValueError) as exc:
             detail = (exc.message if type(exc) is AuditError
                       else f"{type(exc).__name__}: {getattr(exc, 'message', exc)}")
-            out.append((size, None, Finding("checkpoint", f"checkpoint {cid}: {detail}",
+            out.append((size, None, Finding("checkpoint", f"checkpoint {cid}: {detail} "
+                                            f"(trusted keys from {trusted.anchored_by})",
                                             checkpoint_id=cid)))
             continue
         out.append((checkpoint.size, (cid, checkpoint), None))
     return out
 
 
-def _check_rotation(cid: int, note: str, checkpoint: Any, keys: list[LogKeyRecord]) -> None:
+def _check_rotation(cid: int, note: str, checkpoint: Any, trusted: KeyTrust) -> None:
     if checkpoint.rotation is None:
         raise AuditError("stored as a key rotation: expected a key-rotation line, got none")
     new = verify_rotation(note, checkpoint.rotation[0])
-    record = next((k for k in keys if k.key == new), None)
+    record = next((k for k in trusted.keys if k.key == new), None)
     if record is None or record.introduced_by != cid:
-        raise AuditError(f"key rotation to {new.vkey}: expected log_keys to record it as "
-                         f"introduced here, got {record.introduced_by if record else 'no row'}")
+        raise AuditError(f"key rotation to {new.vkey}: expected the key history to have it "
+                         f"introduced here, got "
+                         f"{record.introduced_by if record else 'an untrusted key'}")
 
 
 def _against_checkpoints(store: AuditStore, conn: Connection, state: Any,
@@ -353,7 +418,8 @@ def _against_checkpoints(store: AuditStore, conn: Connection, state: Any,
     if not bad:
         return []
     bad_id, bad_cp = min(bad, key=lambda b: b[1].size)
-    sealed = _first_unsealed_leaf(store, conn, [cp for _, (_, cp) in signed], state.size)
+    sealed = first_unsealed_leaf(store, conn, [(cp.size, cp.root) for _, (_, cp) in signed],
+                                 state.size)
     if sealed is not None:
         index, owner, authentic = sealed
         if index is not None:
@@ -364,111 +430,53 @@ def _against_checkpoints(store: AuditStore, conn: Connection, state: Any,
                             f"{bad_cp.size} leaves signed root {bad_cp.root.hex()[:16]}…)",
                             leaf_index=index, position=position, checkpoint_id=bad_id)]
         if authentic > state.size:
-            return [Finding("truncated", f"checkpoint {bad_id} signed {bad_cp.size} leaves: "
-                            f"expected them all, got {state.size}; the log was cut after leaf "
-                            f"{state.size - 1}", leaf_index=state.size, checkpoint_id=bad_id)]
+            return [_cut(store, conn, f"checkpoint {bad_id} signed {bad_cp.size} leaves: "
+                         f"expected them all, got {state.size}", state.size, bad_id)]
     good = [cp.size for _, (_, cp) in signed
             if cp.size <= min(state.size, bad_cp.size) and roots.get(cp.size) == cp.root]
     lo = max(good, default=0)
-    kind = "truncated" if bad_cp.size > state.size and lo == state.size else "rewritten"
-    return [Finding(kind, f"checkpoint {bad_id} signed {bad_cp.size} leaves with root "
+    if bad_cp.size > state.size and lo == state.size:
+        return [_cut(store, conn, f"checkpoint {bad_id} signed {bad_cp.size} leaves, the "
+                     f"tree has {state.size} and they are what checkpoints signed",
+                     state.size, bad_id)]
+    return [Finding("rewritten", f"checkpoint {bad_id} signed {bad_cp.size} leaves with root "
                     f"{bad_cp.root.hex()[:16]}…, the tree has "
                     f"{roots.get(bad_cp.size, b'').hex()[:16] or 'fewer leaves'}: the first "
                     f"difference is in leaves {lo}..{bad_cp.size - 1}",
                     leaf_index=lo, position=_position(store, conn, lo), checkpoint_id=bad_id)]
 
 
-def _first_unsealed_leaf(store: AuditStore, conn: Connection, checkpoints: list[Any],
-                         size: int) -> tuple[int | None, int | None, int] | None:
-    """Hold the stored leaves against the leaf hashes the checkpoints sealed, chunk by chunk.
-
-    A seal counts only up to the last checkpoint whose signed root it reproduces (the
-    seal chain is authenticated by the signatures).  Returns (first stored leaf that
-    differs from an authentic seal or None, the checkpoint that sealed it or None,
-    authentic size), or None if no seal is authentic.
-    """
-    seals = store.table_sql("log_checkpoint_leaves")
-    chunk_sql = (f"SELECT first_leaf, leaf_count, checkpoint_id, hashes FROM {seals} "
-                 f"WHERE first_leaf = ?")
-    stored_sql = (f"SELECT leaf_index, leaf_hash FROM {store.table_sql('merkle_leaves')} "
-                  f"WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index")
-    signed = sorted(((cp.size, cp.root) for cp in checkpoints), key=lambda c: c[0])
-    tree, authentic, at = CompactRange(), 0, 0
-    diff: tuple[int, int] | None = None
-    while at < len(signed) and (diff is None or diff[0] >= authentic):
-        rows = store.raw(conn, chunk_sql, (tree.size,))
-        if not rows or len(rows[0][3]) != rows[0][1] * HASH_SIZE:
-            break  # the seal ends here, or was cut
-        first, count, owner, blob = rows[0]
-        stored = dict(store.raw(conn, stored_sql, (first, min(first + count, size))))
-        for k, h in enumerate(split_hashes(bytes(blob))):
-            if diff is None and first + k < size and stored.get(first + k) != h:
-                diff = (first + k, owner)
-            tree.append(h)
-            while at < len(signed) and signed[at][0] == tree.size:
-                if tree.root() != signed[at][1]:
-                    at = len(signed)  # the seal no longer matches what was signed
-                    break
-                authentic, at = tree.size, at + 1
-    if not authentic:
-        return None
-    if diff is not None and diff[0] < authentic:
-        return diff[0], diff[1], authentic
-    return None, None, authentic
-
-
 def _position(store: AuditStore, conn: Connection, leaf_index: int) -> int | None:
-    rows = store.raw(conn, f"SELECT position FROM {store.table_sql('merkle_leaves')} "
-                           f"WHERE leaf_index = ?", (leaf_index,))
-    return rows[0][0] if rows else None
+    return leaf_position(store, conn, leaf_index)
 
 
-# a checkpoint kept outside the store ---------------------------------------------------
-def verify_log_against(source: Any, note: str, *, workers: int = 1) -> VerificationResult:
-    """Full verification, then hold the log against a checkpoint someone kept elsewhere
-    (``zhuisu verify --checkpoint FILE``).
+def _cut(store: AuditStore, conn: Connection, what: str, size: int,
+         checkpoint_id: int) -> Finding:
+    """The log was cut after leaf ``size - 1``: name the first missing leaf and the last
+    intact one with its notification id (the missing records' ids went with them)."""
+    last = _position(store, conn, size - 1) if size else None
+    intact = (f"the last intact leaf is {size - 1} (notification id {last})" if size
+              else "no leaf remains")
+    return Finding("truncated", f"{what}: the log was cut; the first missing leaf is {size} "
+                   f"(its record and notification id are gone), {intact}",
+                   leaf_index=size, checkpoint_id=checkpoint_id, last_intact_position=last)
 
-    The kept note must be signed by a log key the store knows, and the first ``size``
+
+# checkpoints kept outside the store ---------------------------------------------------
+def verify_log_against(source: Any, notes: str | Sequence[str], *, workers: int = 1,
+                       keys: str | NoteKey | Sequence[str | NoteKey] | None = None,
+                       signatures: bool = False) -> VerificationResult:
+    """Full verification, then hold the log against checkpoints someone kept elsewhere
+    (``zhuisu verify --checkpoint FILE``, repeatable; ``audit.kept``).
+
+    Each kept note must be signed by a log key trusted from outside the store (``keys``,
+    else the log key file's: ``InvalidInput`` if there is neither), and the first ``size``
     leaves must hash to the root it signed.  This catches a rewrite even where the stored
-    checkpoints and their sealed leaves were rewritten too: the kept copy was out of reach.
+    checkpoints, their sealed leaves and the key rows were rewritten too: the kept copies
+    and the trusted key were out of reach.  The first difference is located as precisely
+    as the kept material allows.
     """
-    result = verify_log(source, workers=workers)
-    with opened(source) as store, store.engine.connect() as conn:
-        finding = _against_kept(store, conn, note)
-    if finding is None:
-        return result
-    findings = sorted([*result.findings, finding],
-                      key=lambda f: (f.leaf_index if f.leaf_index is not None else 2**63,
-                                     KINDS.index(f.kind)))
-    return VerificationResult(result.tree_size, result.records, result.checkpoints,
-                              result.pending, tuple(findings), result.seconds)
-
-
-def _against_kept(store: AuditStore, conn: Connection, note: str) -> Finding | None:
-    keys = [k.key for k in known_keys(conn)]
-    try:
-        checkpoint = verify_checkpoint(note, keys)
-    except AuditError as exc:
-        return Finding("checkpoint", f"kept checkpoint: {exc}")
-    state = read_state(conn)
-    if checkpoint.size > state.size:
-        return Finding("truncated", f"the kept checkpoint signed {checkpoint.size} leaves, the "
-                                    f"log holds {state.size}", leaf_index=state.size,
-                       position=_position(store, conn, state.size - 1) if state.size else None)
-    root = with_stored_nodes(store, conn, lambda get: _root_at(checkpoint.size, get))
-    if root != checkpoint.root:
-        return Finding("rewritten",
-                       f"the first {checkpoint.size} leaves hash to {root.hex()}, expected "
-                       f"{checkpoint.root.hex()} as the kept checkpoint signed: history before "
-                       f"leaf {checkpoint.size} was rewritten")
-    return None
-
-
-def _root_at(size: int, get_node: Callable[[int, int], bytes]) -> bytes:
-    """Root of the first ``size`` leaves from perfect-subtree nodes (RFC 6962 split)."""
-    hashes, start = [], 0
-    for level in reversed(range(size.bit_length())):
-        if size >> level & 1:
-            hashes.append(get_node(level, start >> level))
-            start += 1 << level
-    return _fold(hashes)
+    kept = [notes] if isinstance(notes, str) else list(notes)
+    if not kept:
+        raise InvalidInput("give at least one kept checkpoint", field="checkpoint")
+    return verify_log(source, workers=workers, keys=keys, signatures=signatures, kept=kept)

@@ -18,9 +18,16 @@ ZHUISU_TEST_POSTGRES_URL is set):
    (``audit.proofs.verify_inclusion_bundle``: signature, record, Merkle path), consistency
    bundles between random earlier checkpoints and the latest, and their verification.
    Median and 95th percentile in ms and the proof length.  Target: under 10 ms at 10^6.
+3. Signatures and snapshots on the demo county (``--demo small``; real signed steps, which
+   the copied rows of 1. are not): the tree's catch-up, which re-checks every signature
+   before a record becomes a leaf (``audit.signatures``), against the same catch-up
+   without that check; full verification (hashes, key history, snapshots by replay)
+   alone; and ``verify --signatures`` with one process and one worker per CPU: events/s,
+   signatures/s and the cost over hash-only verification.
 
     python bench/verify.py [--events 100000] [--sizes 10000,100000,1000000]
                            [--stores sqlite,postgres] [--samples 200] [--runs 3]
+                           [--demo small] [--parts full,proofs,signatures]
 """
 
 from __future__ import annotations
@@ -46,14 +53,17 @@ from audit.records import encode_record, leaf_hashes  # noqa: E402
 from audit.store import AuditConfig, AuditStore  # noqa: E402
 from audit.scan import PAGE, PageData, PageReader, subtree_levels  # noqa: E402
 from audit.verify import verify_log  # noqa: E402
+from audit.signatures import verify_signatures  # noqa: E402
+from audit.snapshots import verify_snapshots  # noqa: E402
 
 ORIGIN = "bench.zhuisu.example/log"
 
 
 # stores -------------------------------------------------------------------------------------
 @contextmanager
-def fresh_store(kind: str, workdir: Path) -> Iterator[AuditStore]:
-    """An empty database of the kind, with the application's tables, as an AuditStore."""
+def fresh_store(kind: str, workdir: Path, seeded: bool = True) -> Iterator[AuditStore]:
+    """A database of the kind with the application's tables (and, if ``seeded``, the seed
+    events), as an AuditStore."""
     if kind == "sqlite":
         url = f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:8]}.db'}"
         schema = None
@@ -66,7 +76,8 @@ def fresh_store(kind: str, workdir: Path) -> Iterator[AuditStore]:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         url = f"{server}?schema={schema}"
     app = build_app(Settings(database_url=url, id_pepper_file=workdir / "id-pepper"))
-    seed_events(app)
+    if seeded:
+        seed_events(app)
     app.close()
     store = AuditStore(AuditConfig(url, workdir / f"log-key-{uuid.uuid4().hex[:8]}", ORIGIN))
     try:
@@ -272,6 +283,76 @@ def proof_benchmark(kind: str, sizes: list[int], samples: int, workdir: Path) ->
                   f"{_ms(cgen):>15} {_ms(cver):>15} {clength:>6}  {built:.0f} s")
 
 
+# 3. signatures on the demo -------------------------------------------------------------------
+def signature_benchmark(kind: str, size: str, workdir: Path, runs: int) -> None:
+    from demo.build import build_demo
+
+    with fresh_store(kind, workdir, seeded=False) as store:
+        app = build_app(Settings(database_url=store.config.database_url,
+                                 id_pepper_file=workdir / "id-pepper"))
+        summary = build_demo(app, size=size)
+        app.close()
+        n = summary.events_written
+        began = time.perf_counter()
+        with _no_signature_check():
+            tree_store.catch_up(store)
+        plain = time.perf_counter() - began
+        # the same from zero, every signature checked before its record becomes a leaf
+        checked = best_of(1, lambda: tree_store.rebuild(store))
+        log.make_checkpoint(store)
+        hashes = min(verify_log(store).seconds for _ in range(runs))
+        with store.engine.connect() as conn:
+            snaps = verify_snapshots(store, conn)
+        cpus = os.cpu_count() or 1
+        counts = [1, cpus] if cpus > 1 else [1]
+        took = {w: float("inf") for w in counts}
+        for _ in range(runs):
+            for workers in counts:
+                report = verify_signatures(store, workers=workers)
+                assert report.first is None, report.first
+                took[workers] = min(took[workers], report.seconds)
+        print(f"\n[{kind}] signatures on the {size} demo: {n} events, {report.signed_events} "
+              f"signed steps, {report.signatures} signatures, {snaps.snapshots} snapshots "
+              f"(best of {runs})")
+        print(f"  tree catch-up, no signature check   {n / plain:12,.0f} events/s")
+        print(f"  tree catch-up, signatures checked   {n / checked:12,.0f} events/s"
+              f"   ({checked - plain:.1f} s more)")
+        print(f"  verify_log (hashes, keys, snapshots){n / hashes:12,.0f} events/s"
+              f"   {hashes:.2f} s, of which snapshots by replay {snaps.seconds:.2f} s "
+              f"({snaps.events_replayed} events replayed)")
+        print(f"  raw Ed25519 verify, one core        {_raw_ed25519():12,.0f} signatures/s")
+        for workers in counts:
+            label = "1 process" if workers == 1 else f"{workers} worker processes"
+            print(f"  verify --signatures, {label:14s}{n / took[workers]:12,.0f} events/s"
+                  f"   {report.signatures / took[workers]:8,.0f} signatures/s   "
+                  f"{took[workers]:.2f} s = {took[workers] / hashes:.0f} x hash-only")
+
+
+def _raw_ed25519(n: int = 2000) -> float:
+    """Ed25519 verifications per second of a 600-byte message: the ceiling per core."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+    private = Ed25519PrivateKey.generate()
+    public, message = private.public_key().public_bytes_raw(), b"x" * 600
+    signature = private.sign(message)
+    took = best_of(3, lambda: [Ed25519PublicKey.from_public_bytes(public).verify(
+        signature, message) for _ in range(n)])
+    return n / took
+
+
+@contextmanager
+def _no_signature_check() -> Iterator[None]:
+    saved = tree_store.check_new_rows
+    tree_store.check_new_rows = lambda *a: (None, [])  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        tree_store.check_new_rows = saved  # type: ignore[assignment]
+
+
 def _ms(times: list[float]) -> str:
     ordered = sorted(times)
     p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
@@ -286,15 +367,20 @@ def main() -> None:
     parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--runs", type=int, default=3, help="full verifications per worker "
                         "count (the best counts)")
+    parser.add_argument("--demo", default="small", help="demo size for the signatures part")
+    parser.add_argument("--parts", default="full,proofs,signatures")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     stores = [s for s in args.stores.split(",") if s == "sqlite" or postgres_url()]
     sizes = [int(s) for s in args.sizes.split(",") if s]
     print(f"zhuisu verification benchmark: {os.cpu_count()} CPUs, stores {stores}")
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in stores:
+        for kind in stores if "full" in parts else []:
             full_verification(kind, args.events, Path(tmp), args.runs)
-        for kind in stores:
+        for kind in stores if "proofs" in parts else []:
             proof_benchmark(kind, sizes, args.samples, Path(tmp))
+        for kind in stores if "signatures" in parts else []:
+            signature_benchmark(kind, args.demo, Path(tmp), args.runs)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,18 @@ rule or a concurrent write (and usage errors, as usual).
 ``serve``, ``demo``                                  ``server``
 ``token create|list|revoke``                         ``tokens``
 ``keygen``, ``sign``                                 ``signing``
+``id`` (a creation step's subject by its code)       ``ids``
 ``submit``, ``show-household``, ``show-account``     ``store``
 ``checkpoint``, ``verify``, ``prove``, ``verify-proof``,  ``log``
 ``log-key``
+``alarm show|clear`` (the log's integrity alarm)     ``alarm``
 ``project run|lag|catch-up|rebuild``                 ``projections``
 ``replay``                                           ``replay``
 ``flags``, ``case show``, ``report``, ``metrics``     ``inspection``
 ==================================================  ====================================
 
 May import: ``domain``, ``store``, ``audit``, ``inspection``, ``projections``, ``runtime``,
-``access``, and, as the program's entry point, ``api`` (``serve``) and ``demo``.  Nothing
+``access``, ``console``, and, as the program's entry point, ``api`` (``serve``) and ``demo``.  Nothing
 imports this package.
 """
 

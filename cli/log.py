@@ -11,11 +11,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from sqlalchemy import inspect
+
+from access.chain import ChainReport, verify_chains
+from audit.chains import committed_heads
+from audit.checkpoints import parse_vkey
+from audit.errors import AuditError, CheckpointSignatureError, RecordFormatError
+from audit.merkle import ProofError
 from cli.adapter import UserError, fail, print_json, run, settings
+from domain.errors import DomainError
+from store.engines import new_engine
 from audit import log, proofs, tree_store
 from audit.verify import verify_log, verify_log_against
 
@@ -51,27 +60,58 @@ def checkpoint(
 
 @app.command()
 def verify(
-    kept: Annotated[Path | None, typer.Option("--checkpoint", help="a checkpoint note kept "
-                                              "outside the store, to hold the log against")] = None,
+    kept: Annotated[list[Path] | None, typer.Option(
+        "--checkpoint", help="a checkpoint note kept outside the store, to hold the log "
+        "against; repeatable (several narrow down where a rewrite begins)")] = None,
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", help="a log public key (vkey) to trust, from outside the store; "
+        "repeatable")] = None,
+    keys_file: Annotated[Path | None, typer.Option(
+        "--keys", help="a file of trusted log public keys: a checkpoint export (text or "
+        "JSON) or vkeys, one a line")] = None,
+    signatures: Annotated[bool, typer.Option(
+        "--signatures", help="also re-verify every stored signature (slower: see "
+        "bench/verify.py)")] = False,
     workers: Annotated[int, typer.Option(min=1, help="processes scanning the log "
                                          "(default: one per CPU)")] = os.cpu_count() or 1,
     as_json: Annotated[bool, typer.Option("--json", help="print the full result as JSON")] = False,
 ) -> None:
-    """Recompute the tree from every stored record; compare with the stored tree and every
-    checkpoint.  Exit 0 if OK, 3 with the first position that differs otherwise."""
+    """Recompute the tree from every stored record; compare with the stored tree, every
+    checkpoint, every snapshot and the key history.
+
+    Log keys are trusted from outside the store: --key / --keys, else the log key file
+    (ZHUISU_LOG_KEY_FILE); --checkpoint needs one of them.  Exit codes: 0 OK; 1 a file
+    or key that cannot be read; 2 refused (--checkpoint with no log key from outside the
+    store); 3 something does not hold: the first finding and its position are printed.
+    """
     s = settings()
-    if kept is not None:
-        note = run(lambda: _read_text(kept))
-        result = run(lambda: verify_log_against(s, note, workers=workers))
+    trusted = run(lambda: [k for spec in (key or []) for k in _keys(spec)]
+                  + (_keys(str(keys_file)) if keys_file is not None else []))
+    if kept:
+        notes = run(lambda: [_read_text(path) for path in kept])
+        result = run(lambda: verify_log_against(s, notes, workers=workers, keys=trusted or None,
+                                                signatures=signatures))
     else:
-        result = run(lambda: verify_log(s, workers=workers))
+        result = run(lambda: verify_log(s, workers=workers, keys=trusted or None,
+                                        signatures=signatures))
+    chains = run(lambda: _chains(s))  # the access log and token changes (access.chain)
     if as_json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "chains": [c.to_dict() for c in chains]})
     else:
         typer.echo(result.message)
-        if result.first is not None and result.first.position is not None:
-            typer.echo(f"first position that differs: notification id {result.first.position}")
-    if not result.ok:
+        first = result.first
+        if first is not None and first.position is not None:
+            typer.echo(f"first position that differs: notification id {first.position}")
+        if first is not None and first.last_intact_position is not None:
+            typer.echo(f"last intact: notification id {first.last_intact_position} "
+                       f"(leaf {first.leaf_index - 1}); first missing: leaf {first.leaf_index}")
+        if len(result.findings) > 1:
+            typer.echo(f"({len(result.findings) - 1} more findings: --json lists them all)")
+        for report in chains:
+            typer.echo(report.message)
+            if report.first_bad_row is not None:
+                typer.echo(f"first bad row of {report.chain}: {report.first_bad_row}")
+    if not result.ok or not all(c.ok for c in chains):
         raise typer.Exit(3)
 
 
@@ -98,14 +138,28 @@ def prove(
 
 @app.command("verify-proof")
 def verify_proof(
-    bundle: Annotated[Path, typer.Argument(help="proof bundle (JSON) from zhuisu prove")],
+    bundle: Annotated[Path, typer.Argument(help="proof bundle (JSON) from zhuisu prove, or a "
+                                           "write's receipt (or its whole answer)")],
     key: Annotated[list[str], typer.Option(help="the log's public key (vkey text, or a file "
                                            "holding it or a checkpoint export); repeatable")],
 ) -> None:
-    """Check a proof offline: only the bundle and the log's public key, no database."""
-    keys = run(lambda: [k for spec in key for k in _keys(spec)])
-    result = run(lambda: proofs.verify_bundle(_read_text(bundle), keys))
-    if isinstance(result, tuple):
+    """Check a proof offline: only the bundle and the log's public key, no database.
+
+    Exit codes: 0 the proof verifies; 1 the bundle or a key cannot be read (no file, not
+    JSON, a missing or mistyped field, bad base64, a malformed vkey); 3 it is read but does
+    not verify (no signature by a trusted key, a bad signature, a record that is not
+    canonical, hashes that do not lead to the signed root).  Errors are one line
+    ``error: …`` on stderr.
+    """
+    keys = _proof_checked(lambda: [k for spec in key for k in _keys(spec)])
+    result = _proof_checked(lambda: _verify_any(_read_text(bundle), keys))
+    if isinstance(result, proofs.VerifiedReceipt):
+        cp = result.checkpoint
+        typer.echo(f"OK: receipt: records at notification ids "
+                   f"{', '.join(str(e.record.position) for e in result.entries)} are leaves "
+                   f"{', '.join(str(e.leaf_index) for e in result.entries)} of the "
+                   f"{cp.size}-leaf checkpoint of {cp.origin} signed {cp.time}")
+    elif isinstance(result, tuple):
         old, new = result
         typer.echo(f"OK: the log of {new.origin} at {new.size} leaves extends its "
                    f"{old.size}-leaf checkpoint")
@@ -138,6 +192,32 @@ def tree_catch_up() -> None:
     typer.echo(f"tree: {state.size} leaves")
 
 
+def _verify_any(text: str, keys: list[str]) -> object:
+    """A proof bundle, a write's receipt, or a write's whole answer holding its receipt."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return proofs.verify_bundle(text, keys)  # says why it is not a bundle
+    if isinstance(data, dict) and isinstance(data.get("receipt"), dict):
+        data = data["receipt"]
+    if isinstance(data, dict) and data.get("type") == proofs.RECEIPT:
+        return proofs.verify_receipt_bundle(data, keys)
+    return proofs.verify_bundle(data, keys)
+
+
+def _chains(s: object) -> list[ChainReport]:
+    """The chained tables held against their heads and the heads the checkpoints signed
+    (none on a store without the API's tables: nothing is created here)."""
+    engine = new_engine(s.database_url, "tables")  # type: ignore[attr-defined]
+    try:
+        if not inspect(engine).has_table("chain_heads"):
+            return []
+        commitments, _ = committed_heads(s)  # bad notes are verify_log's findings
+        return verify_chains(engine, commitments)
+    finally:
+        engine.dispose()
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -146,16 +226,59 @@ def _read_text(path: Path) -> str:
 
 
 def _keys(spec: str) -> list[str]:
-    """A vkey given inline, or read from a file: a bare vkey, or a checkpoint export."""
+    """A vkey given inline, or read from a file: a bare vkey, vkeys one a line, or a
+    checkpoint export (text or JSON).  Each is checked here: a malformed one is bad input."""
     path = Path(spec)
     if "+" in spec and not path.exists():
-        return [spec]
+        return [_vkey(spec, "--key")]
     text = _read_text(path)
     if text.lstrip().startswith("{"):
-        exported = json.loads(text)
-        return [k["vkey"] if isinstance(k, dict) else k for k in exported.get("keys", [])] or \
-            [exported["public_key"]]
-    keys = [w for line in text.splitlines() for w in line.lstrip("# ").split()[:1] if "+" in w]
+        try:
+            exported = json.loads(text)
+            keys = [k["vkey"] if isinstance(k, dict) else k
+                    for k in exported.get("keys", [])] or [exported["public_key"]]
+        except (ValueError, AttributeError, KeyError, TypeError) as exc:
+            raise UserError(f"{path}: expected a checkpoint export (JSON with 'keys' or "
+                            f"'public_key'), got {type(exc).__name__}: {exc}") from None
+        return [_vkey(k, str(path)) for k in keys]
+    keys = []
+    for line in text.splitlines():
+        for word in line.lstrip("# ").split()[:1]:
+            try:
+                keys.append(parse_vkey(word).vkey)
+            except (AuditError, ValueError):
+                continue  # a note's lines, a comment: not a key
     if not keys:
         raise UserError(f"{path}: expected a log public key (origin+keyid+key)")
     return keys
+
+
+def _vkey(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise UserError(f"{where}: expected a log public key (vkey text), got {value!r}")
+    try:
+        return parse_vkey(value).vkey
+    except (AuditError, ValueError) as exc:
+        raise UserError(f"{where}: {getattr(exc, 'message', exc)}") from None
+
+
+def _proof_checked(action: Any) -> Any:
+    """Run a step of verify-proof: any failure is one line ``error: …`` and exit 1 (the
+    bundle or key cannot be read as one) or 3 (it is read but does not verify)."""
+    try:
+        return action()
+    except typer.Exit:
+        raise
+    except UserError as exc:
+        fail(str(exc), 1)
+    except (CheckpointSignatureError, RecordFormatError, ProofError) as exc:
+        fail(_reason(exc), 3)
+    except (AuditError, ValueError, TypeError, KeyError, AttributeError, IndexError,
+            RecursionError) as exc:
+        fail(_reason(exc), 1)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, DomainError):
+        return f"{exc.rule}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.adapter import display_url, fail, open_app, run, settings
-from store.settings import Settings
+from store.settings import Settings, build_app
 
 app = typer.Typer()
 
@@ -38,6 +38,7 @@ def serve(
     from api.http import create_app
 
     s = settings()
+    run(lambda: build_app(s).close())  # a store it may not open (another ID pepper): one line
     seed = None
     if demo:
         from demo.build import load_demo_if_empty as seed

@@ -12,8 +12,8 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cli.adapter import UserError, fail, print_json, read_json, run, settings
+from projections.aggregates import creation_subject
 from store.settings import Settings
-from domain.household import Household
 from domain.identity import hash_bank_account, hash_id_number
 from domain.signing import Role, SigningKey, b64, canonical_json, unb64
 
@@ -96,8 +96,11 @@ def sign_envelope(command: Any, key: SigningKey, official: str, role: Role,
         raise UserError("ID numbers were hashed after others signed; their signatures would "
                         "no longer verify: sign the hashed command again from the start")
     subject = command.get("subject")
-    if not subject and command["step"] == "Household.Applied":
-        subject = str(Household.create_id(str(content.get("household_code"))))
+    derived = creation_subject(command["step"], content)  # a creation step's: from its code
+    if derived is not None and subject and str(subject) != derived:
+        raise UserError(f"the subject of this {command['step']} is {derived}, derived from "
+                        f"its code (zhuisu id); not {subject}")
+    subject = subject or derived
     if not subject:
         raise UserError(f"{command['step']} needs the subject (the aggregate's UUID)")
     canonical_json(content)  # refuses floats before anything is signed
@@ -118,6 +121,8 @@ def sign(
 ) -> None:
     """Add your signature over the command's canonical content.
 
+    A creation step (Household.Applied, Project.Approved) may come without a subject: it
+    is the id derived from the code in its content (zhuisu id, GET /ids/{kind}/{code}).
     Clear ID numbers in content.members[*].id_number (and a clear content.bank_account)
     are first replaced by their keyed hash (the deployment's ID pepper), so no ID number is ever signed or sent.
     """

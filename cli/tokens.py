@@ -74,5 +74,5 @@ def revoke(token_id: Annotated[str, typer.Argument(help="the token's id (zhuisu 
            ) -> None:
     """Revoke a token: it stops working at once."""
     tokens = open_tokens()
-    record = run(lambda: tokens.revoke(token_id, utc_now()))
+    record = run(lambda: tokens.revoke(token_id, utc_now(), by=cli_user()))
     typer.echo(f"revoked token {record.id} ({record.name})")

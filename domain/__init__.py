@@ -21,5 +21,10 @@ fen, 资金来源, 用途 and the 负面清单                  ``money``
 政策暂停 (policy suspension), 满意度调查
 the verbs every adapter calls, the step catalogue   ``application`` (``Zhuisu``, ``STEPS``)
 refusals named after their rule                     ``errors``
+the door's bounds: business-date windows            ``limits``
+(2013-01-01 to record date + 1 day; deadlines
++ 5 years), lengths of names, codes and texts
+the aggregate cache, one lock per aggregate         ``repository``
+(concurrent commands)
 ==============================================  ============================================
 """

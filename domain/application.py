@@ -11,6 +11,20 @@ restricts them to administrators.  Record time comes from the injected clock —
 timestamp stored with every event (``recording``) — so nothing here reads the system
 clock itself.
 
+Snapshots (``FundAccount`` every 200 events) are kept outside the log, in the library's
+snapshot table, which neither the Merkle tree nor the signatures cover.  So each one is
+*sealed* when it is taken (``SealedSnapshots``): its stored state is prefixed with
+``SNAPSHOT_SEAL`` and an HMAC-SHA256 over (aggregate id, version, topic, state), keyed by
+a key derived from the ID pepper (``HMAC(pepper, "zhuisu snapshot seal v1")``: the pepper
+is already a secret kept in a file outside the database by every process that writes,
+and the derivation keeps the two uses apart).  On load a snapshot whose seal does not
+verify (edited, moved to another aggregate or version, or sealed under another key) is
+never used: the aggregate is replayed from its events, and the refusal is logged at
+error level (logger ``zhuisu.snapshots``) as an alarm.  Without a pepper (readers that
+only decode the log) snapshots are neither taken nor read.  The seal only keeps a
+snapshot from being *served* unchecked; ``zhuisu verify`` checks every snapshot without
+any key, by replaying its aggregate from the verified log (``audit.snapshots``).
+
 Why one file: the application service is one class (``Zhuisu``) whose verbs share its
 repository, cache, clock and batch; the step catalogue (``STEPS``) beside them is the one
 table every adapter reads.
@@ -20,16 +34,20 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import hmac
 import inspect
+import logging
+import struct
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.domain import Aggregate, CanCreateTimestamp
-from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.persistence import EventStore, JSONTranscoder, StoredEvent, Transcoding
 
 from domain.authorisation import Verifier, authorise, parse_signatures
 from domain.case import (
@@ -49,9 +67,20 @@ from domain.errors import (
 from domain.fund_account import FundAccount
 from domain.household import Household
 from domain.identity import hash_id_number
+from domain.limits import (
+    REGION_CODE_MAX,
+    appointment_date,
+    check_fields,
+    check_length,
+    check_values,
+    fact_date,
+    plan_date,
+    year_of_record,
+)
 from domain.official import Official
 from domain.project import Project
 from domain.region import Region, RegionLevel, Unit
+from domain.repository import LockedCacheRepository
 from domain.signed import Authoriser, signed_content, step_name
 from domain.signing import canonical_json, step_message, verify_signature
 
@@ -103,6 +132,84 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> dt.date:
         return dt.date.fromisoformat(data)
+
+
+# sealed snapshots (see the module docstring) ------------------------------------------
+SNAPSHOT_SEAL = b"zhuisu-seal/v1:"  # a sealed snapshot's stored state: this, the MAC, the state
+_SEAL_LABEL = b"zhuisu snapshot seal v1"
+_SEAL_HEAD = struct.Struct(">qII")
+_snapshot_log = logging.getLogger("zhuisu.snapshots")
+
+
+def snapshot_seal_key(id_pepper: bytes) -> bytes | None:
+    """The snapshots' HMAC key, derived from the ID pepper (None without one)."""
+    return hmac.new(id_pepper, _SEAL_LABEL, hashlib.sha256).digest() if id_pepper else None
+
+
+def snapshot_mac(key: bytes, stored: StoredEvent) -> bytes:
+    """HMAC-SHA256 of a snapshot's aggregate id, version, topic and (unsealed) state."""
+    try:  # the same text whichever way a recorder hands the id back
+        oid = UUID(str(stored.originator_id)).hex.encode()
+    except ValueError:
+        oid = str(stored.originator_id).encode()
+    topic = stored.topic.encode()
+    head = _SEAL_HEAD.pack(stored.originator_version, len(oid), len(topic))
+    return hmac.new(key, head + oid + topic + bytes(stored.state), hashlib.sha256).digest()
+
+
+def unseal(state: bytes) -> tuple[bytes | None, bytes]:
+    """(MAC, state) of a stored snapshot's state; (None, state) if it carries no seal."""
+    state, n = bytes(state), len(SNAPSHOT_SEAL)
+    if state.startswith(SNAPSHOT_SEAL) and len(state) >= n + 32:
+        return state[n:n + 32], state[n + 32:]
+    return None, state
+
+
+class SealedSnapshots(EventStore):
+    """The snapshot store: seals what it puts, serves only what its seal vouches for."""
+
+    def __init__(self, mapper: Any, recorder: Any, key: Callable[[], bytes | None]):
+        super().__init__(mapper, recorder)
+        self._key = key
+
+    def put(self, domain_events: Any, **kwargs: Any) -> list[Any]:
+        key = self._key()
+        if key is None:
+            return []
+        stored = []
+        for event in domain_events:
+            s = self.mapper.to_stored_event(event)
+            stored.append(StoredEvent(s.originator_id, s.originator_version, s.topic,
+                                      SNAPSHOT_SEAL + snapshot_mac(key, s) + bytes(s.state)))
+        self.recorder.insert_events(stored, **kwargs)
+        return []
+
+    def get(self, originator_id: Any, *, gt: int | None = None, lte: int | None = None,
+            desc: bool = False, limit: int | None = None) -> Iterator[Any]:
+        key = self._key()
+        if key is None:
+            return iter(())
+        found: list[Any] = []
+        while True:
+            want = None if limit is None else limit - len(found)
+            rows = self.recorder.select_events(originator_id, gt=gt, lte=lte, desc=desc,
+                                               limit=want)
+            refused = False
+            for row in rows:
+                mac, state = unseal(row.state)
+                inner = StoredEvent(row.originator_id, row.originator_version, row.topic, state)
+                if mac is not None and hmac.compare_digest(mac, snapshot_mac(key, inner)):
+                    found.append(self.mapper.to_domain_event(inner))
+                    continue
+                refused = True
+                _snapshot_log.error(
+                    "integrity alarm: snapshot of aggregate %s at version %s refused (its seal "
+                    "%s); the aggregate is replayed from its events instead; run zhuisu verify",
+                    row.originator_id, row.originator_version,
+                    "is missing" if mac is None else "does not verify")
+            if not (refused and desc and want is not None and len(rows) == want):
+                return iter(found)
+            lte = rows[-1].originator_version - 1  # a refused one: look further back
 
 
 def parse_date(value: object, field: str = "effective_date") -> dt.date:
@@ -190,6 +297,35 @@ class Zhuisu(Application):
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
 
+    def construct_repository(self) -> Repository:
+        """The library's repository, its aggregate cache read, fast-forwarded and copied
+        under one lock per aggregate (``domain.repository``: concurrent commands)."""
+        repository = super().construct_repository()
+        repository.__class__ = LockedCacheRepository
+        return repository
+
+    def construct_snapshot_store(self) -> EventStore:
+        """Snapshots sealed with a key derived from the ID pepper (module docstring)."""
+        recorder = self.factory.aggregate_recorder(purpose="snapshots")
+        return SealedSnapshots(self.mapper, recorder, self._snapshot_key)
+
+    def _snapshot_key(self) -> bytes | None:
+        pepper = getattr(self, "id_pepper", b"")
+        cached = getattr(self, "_seal_key", None)
+        if cached is None or cached[0] != pepper:
+            cached = self._seal_key = (pepper, snapshot_seal_key(pepper))
+        return cached[1]
+
+    def take_snapshot(self, aggregate_id: Any, version: int | None = None,
+                      projector_func: Any = None) -> None:
+        """The library's, but only when the snapshot can be sealed (a pepper is set)."""
+        if self._snapshot_key() is None:
+            return
+        if projector_func is None:
+            super().take_snapshot(aggregate_id, version)
+        else:
+            super().take_snapshot(aggregate_id, version, projector_func)
+
     # loading and saving -----------------------------------------------------------
     def load(self, cls: type[A], aggregate_id: UUID | str, field: str = "subject") -> A:
         try:
@@ -248,6 +384,8 @@ class Zhuisu(Application):
     @recording
     def create_region(self, code: str, name: str, level: str, parent_code: str | None,
                       population: int | None = None) -> UUID:
+        check_fields(name=name, level=level, parent_code=parent_code)
+        check_length(code, "code", REGION_CODE_MAX)
         try:
             lvl = RegionLevel(level)
         except ValueError as exc:
@@ -265,6 +403,7 @@ class Zhuisu(Application):
 
     @recording
     def establish_unit(self, code: str, name: str, kind: str, region_code: str) -> UUID:
+        check_fields(code=code, name=name, kind=kind, region_code=region_code)
         if self.exists(Unit.create_id(code)):
             raise AlreadyExists(f"unit {code} exists", field="code")
         unit = Unit.establish(code, name, kind, self.region(region_code))
@@ -273,6 +412,7 @@ class Zhuisu(Application):
 
     @recording
     def register_official(self, code: str, name: str, unit_code: str, id_number: str) -> UUID:
+        check_fields(code=code, name=name, unit_code=unit_code)
         unit = self.load(Unit, Unit.create_id(unit_code), "unit_code")
         if self.exists(Official.create_id(code)):
             raise AlreadyExists(f"official {code} exists", field="code")
@@ -289,25 +429,32 @@ class Zhuisu(Application):
     @recording
     def take_position(self, official_code: str, kind: str, region_code: str, start: dt.date,
                       responsibility: str | None = None) -> None:
+        check_fields(official_code=official_code, kind=kind, region_code=region_code,
+                     responsibility=responsibility)
         official = self.official(official_code)
         region = self.region(region_code)
-        official.take_position(kind, region, parse_date(start, "start"), responsibility)
+        official.take_position(kind, region, appointment_date(start, "start", self.clock()),
+                               responsibility)
         held = official.positions[-1]
         region.record_holder(str(official.id), kind, held.responsibility, held.start)
         self._commit(official, region)
 
     @recording
     def leave_position(self, official_code: str, kind: str, region_code: str, end: dt.date) -> None:
+        check_fields(official_code=official_code, kind=kind, region_code=region_code)
+        end = appointment_date(end, "end", self.clock())
         official = self.official(official_code)
-        official.leave_position(kind, region_code, parse_date(end, "end"))
+        official.leave_position(kind, region_code, end)
         region = self.region(region_code)
-        region.record_holder_left(str(official.id), kind, parse_date(end, "end"))
+        region.record_holder_left(str(official.id), kind, end)
         self._commit(official, region)
 
     @recording
     def register_key(self, official_code: str, public_key_b64: str, valid_from: dt.date) -> str:
         official = self.official(official_code)
-        key_id = official.register_key(public_key_b64, parse_date(valid_from, "valid_from"))
+        check_fields(public_key=public_key_b64)
+        key_id = official.register_key(public_key_b64,
+                                       appointment_date(valid_from, "valid_from", self.clock()))
         self._commit(official)
         return key_id
 
@@ -315,7 +462,10 @@ class Zhuisu(Application):
     def rotate_key(self, official_code: str, old_key_id: str, public_key_b64: str,
                    effective_date: dt.date) -> str:
         official = self.official(official_code)
-        key_id = official.rotate_key(old_key_id, public_key_b64, parse_date(effective_date))
+        check_fields(old_key_id=old_key_id, public_key=public_key_b64)
+        key_id = official.rotate_key(old_key_id, public_key_b64,
+                                     appointment_date(effective_date, "effective_date",
+                                                      self.clock()))
         self._commit(official)
         return key_id
 
@@ -323,17 +473,21 @@ class Zhuisu(Application):
     def revoke_key(self, official_code: str, key_id: str, effective_date: dt.date,
                    reason: str) -> None:
         official = self.official(official_code)
-        official.revoke_key(key_id, parse_date(effective_date), reason, self.clock())
+        check_fields(key_id=key_id, reason=reason)
+        official.revoke_key(key_id, appointment_date(effective_date, "effective_date",
+                                                     self.clock()), reason, self.clock())
         self._commit(official)
 
     @recording
     def declare_relative(self, official_code: str, id_number: str, relation: str) -> None:
+        check_fields(relation=relation)
         official = self.official(official_code)
         official.declare_relative(hash_id_number(id_number, self.id_pepper), relation)
         self._commit(official)
 
     @recording
     def open_account(self, region_code: str, fund_source: str, name: str = "") -> UUID:
+        check_fields(region_code=region_code, fund_source=fund_source, name=name)
         region = self.region(region_code)
         if self.exists(FundAccount.create_id(region_code, fund_source)):
             raise AlreadyExists(f"account {region_code}/{fund_source} exists", field="fund_source")
@@ -380,7 +534,9 @@ class Zhuisu(Application):
         missing = sorted(f for f in allowed - set(content))
         if missing:
             raise InvalidInput(f"{step} needs {missing[0]}", field=f"content.{missing[0]}")
-        kwargs = {k: (parse_date(v, k) if k in DATE_FIELDS else v) for k, v in content.items()}
+        check_values(dict(content), "")
+        now = self.clock()
+        kwargs = {k: (fact_date(v, k, now) if k in DATE_FIELDS else v) for k, v in content.items()}
         authorise = self.authoriser(command.get("signatures"))
         handler = getattr(self, "_" + step.replace(".", "_").lower(), self._step_on_existing)
         subject, recorded = handler(step, command.get("subject"), kwargs, authorise)
@@ -588,8 +744,12 @@ class Zhuisu(Application):
                   recorded_by: str) -> dict[str, Any]:
         """立案.  ``subjects``: [{official_id, reason}] — the persons whose conduct is in
         question; 一案双查 adds their leaders (see ``oversight_leaders``)."""
-        opened = parse_date(effective_date)
-        incident = parse_date(incident_date, "incident_date") if incident_date else opened
+        check_fields(case_no=case_no, case_type=case_type, title=title, region_code=region_code,
+                     subjects=subjects, evidence=evidence, flag_ids=flag_ids,
+                     suspend_policies=suspend_policies, recorded_by=recorded_by)
+        opened = fact_date(effective_date, "effective_date", self.clock())
+        incident = (fact_date(incident_date, "incident_date", self.clock()) if incident_date
+                    else opened)
         region = self.region(region_code)
         cid = Case.create_id(str(case_no))
         persons: list[dict] = []
@@ -633,9 +793,12 @@ class Zhuisu(Application):
         if verb not in allowed:
             raise InvalidInput(f"one of {sorted(allowed)}", field="step")
         case = self.case(case_no)
-        for name in ("effective_date", "deadline"):
-            if name in kwargs:
-                kwargs[name] = parse_date(kwargs[name], name)
+        check_fields(case_no=case_no, **kwargs)
+        if "effective_date" in kwargs:
+            kwargs["effective_date"] = fact_date(kwargs["effective_date"], "effective_date",
+                                                 self.clock())
+        if "deadline" in kwargs:
+            kwargs["deadline"] = plan_date(kwargs["deadline"], "deadline", self.clock())
         if verb in ("add_person", "impose_accountability") and "official_id" in kwargs:
             self.load(Official, kwargs["official_id"], "official_id")
         if verb == "add_rectification_item":
@@ -688,6 +851,8 @@ class Zhuisu(Application):
     def order_recovery(self, case_no: str, *, order_id: str, payments: list[dict],
                        effective_date: Any, reason: str, recorded_by: str) -> dict[str, Any]:
         """谁签字谁追回: an order to recover wrongly paid money from the payments' signers."""
+        check_fields(case_no=case_no, order_id=order_id, payments=payments, reason=reason,
+                     recorded_by=recorded_by)
         case = self.case(case_no)
         if not isinstance(payments, list) or not payments:
             raise InvalidInput("a recovery order names at least one payment", field="payments")
@@ -700,7 +865,8 @@ class Zhuisu(Application):
                                              f"payments[{i}]")
             found.append({**info, "amount_fen": p.get("amount_fen", info["outstanding_fen"])})
         recorded = case.order_recovery(order_id=order_id, payments=found,
-                                       effective_date=parse_date(effective_date),
+                                       effective_date=fact_date(effective_date,
+                                                                "effective_date", self.clock()),
                                        reason=reason, recorded_by=recorded_by)
         self._commit(case)
         return {"case_id": str(case.id), "recorded": recorded}
@@ -709,10 +875,13 @@ class Zhuisu(Application):
     def record_survey(self, region_code: str, *, survey_id: str, year: int, effective_date: Any,
                       surveyed: int, satisfied: int, recorded_by: str) -> dict[str, Any]:
         """群众满意度调查 of a village, township or county."""
+        check_fields(region_code=region_code, survey_id=survey_id, recorded_by=recorded_by)
         region = self.region(region_code)
         if not survey_id:
             raise InvalidInput("must not be empty", field="survey_id")
-        recorded = region.record_survey(str(survey_id), year, parse_date(effective_date),
+        year = year_of_record(year, "year", self.clock())
+        recorded = region.record_survey(str(survey_id), year,
+                                        fact_date(effective_date, "effective_date", self.clock()),
                                         surveyed, satisfied, recorded_by)
         self._commit(region)
         return {"region_id": str(region.id), "recorded": recorded}

@@ -3,9 +3,10 @@
 A step is accepted only if every role its rule names is signed exactly once, by distinct
 officials (so preparer ≠ approver), each signature verifies against a key the official
 held on the step's business date (and not revoked before the step was recorded), and
-each signer then held a position at the rule's level of the step's region that grants
-the role.  What is stored with the event is the signature plus the position it was
-signed under, so the responsibility chain needs no later lookup.
+each signer then held, at one of the rule's levels for the role, a position the rule
+names for it (``StepRule.positions``, the list ``GET /steps`` shows) in the region of the
+step's region path at that level.  What is stored with the event is the signature plus
+the position it was signed under, so the responsibility chain needs no later lookup.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from domain.errors import (
     SignerNotAuthorised,
 )
 from domain.official import Official
-from domain.positions import POSITIONS, StepRule
+from domain.positions import StepRule
 from domain.region import RegionPath
 from domain.signing import Role, Signature, canonical_json, step_message, verify_signature
 
@@ -96,17 +97,11 @@ def authorise(
             raise SignatureInvalid(
                 f"{role.value} signature of official {official.code} does not verify over "
                 f"the canonical content of {step}", field=f"{field}.signature")
-        level = rule.roles[role]
-        region_code = region_path.get(level.value)
-        position = next(
-            (p for p in official.positions_on(day)
-             if p.region_code == region_code and role in POSITIONS[p.kind].grants[rule.area]),
-            None,
-        )
+        position, where = _position(official, rule, role, region_path, day)
         if position is None:
             raise SignerNotAuthorised(
-                f"official {official.code} held no position at {level.value} {region_code} on "
-                f"{day.isoformat()} that may sign {step} as {role.value}",
+                f"official {official.code} held no position at {where} on {day.isoformat()} "
+                f"that may sign {step} as {role.value}",
                 field=f"{field}.official_id", role=role.value)
         accepted.append({
             **sig.as_dict(),
@@ -115,3 +110,22 @@ def authorise(
             "responsibility": position.responsibility,
         })
     return accepted
+
+
+def _position(official: Official, rule: StepRule, role: Role, region_path: RegionPath,
+              day: dt.date) -> tuple[Any, str]:
+    """The position, held on ``day``, under which ``official`` may sign ``role``: one of
+    ``rule.positions(role, level)`` held at the region of ``region_path`` at that level, the
+    rule's levels tried in order.  Also where that was looked for, for the refusal."""
+    held = official.positions_on(day)
+    places = []
+    for level in rule.levels(role):
+        region_code = region_path.get(level.value)
+        if region_code is None:
+            continue
+        places.append(f"{level.value} {region_code}")
+        allowed = rule.positions(role, level)
+        for p in held:
+            if p.region_code == region_code and p.kind in allowed:
+                return p, ""
+    return None, " or ".join(places) or f"{rule.roles[role].value} level"

@@ -26,12 +26,31 @@ it when the case is rectified (``Region.PolicyResumed``).
 
 Cases are decisions of the discipline commission recorded by an inspector, not signed
 fund steps: each event names who recorded it (``recorded_by``).
+
+**What a case may name**:
+
+* ``case_no`` (案号): 1 to 64 letters (any script), digits, ``-``, ``_`` and the brackets
+  of an official document number ``〔〕`` (``镇纪〔2025〕3号``, ``K-2025_3``) — no spaces,
+  dots, slashes or backslashes (``CASE_NO_PATTERN``, ``check_case_no``, on opening);
+* dates: from 2013-01-01 to the record date + 1 day, a rectification deadline up to 5
+  years after it (``domain.limits``: the application service checks them, with its clock);
+* evidence and flags: within the case's region subtree (``check_within_case``,
+  ``EvidenceOutsideCase``): a household's village, an account's or project's region, an
+  official's region, a payment's payee (household or project; otherwise its account), an
+  event's subject (a payment's event: the payment's), a flag's region.  Documents have no
+  region.  Where a reference lies is found by whoever can look it up (the HTTP adapter,
+  ``api/routes/cases.py``) and held to this rule.
+
+Why one file: the case is one aggregate and one procedure; the rules that admit what it
+records (numbers, dates, evidence, the recovery split) are read beside the steps they
+guard, and split apart they would be read without them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -97,6 +116,15 @@ ROLE_ORDER = ("approver", "reviewer", "preparer")
 """Who takes the fen that do not divide equally, first to last (see ``split_liability``)."""
 
 
+CASE_NO_PATTERN = r"^[\w〔〕-]{1,64}$"
+"""A case number: letters, digits, '-', '_' and 〔〕, 1 to 64 of them."""
+_CASE_NO = re.compile(CASE_NO_PATTERN)
+
+
+class EvidenceOutsideCase(DomainError):
+    """Evidence or a flag a case names lies outside the case's region subtree."""
+
+
 class CaseClosed(DomainError):
     """A closed case takes no more steps."""
 
@@ -113,6 +141,33 @@ class PolicySuspended(DomainError):
     """Payments of a suspended policy kind to a village with an open, unrectified case."""
 
     status = 409
+
+
+def check_case_no(value: object, field: str = "case_no") -> str:
+    """A case number of ``CASE_NO_PATTERN`` (it names files and URLs: no dots, slashes,
+    backslashes, spaces or control characters)."""
+    if not isinstance(value, str) or not _CASE_NO.fullmatch(value):
+        raise InvalidInput("must be 1 to 64 letters, digits, '-', '_' or 〔〕 (no spaces, "
+                           "dots, slashes or backslashes)", field=field)
+    return value
+
+
+def within(region_path: Mapping[str, str], inner: Mapping[str, str]) -> bool:
+    """Whether a subject at ``inner`` lies in the subtree of ``region_path`` (the same
+    code at every level of ``region_path``)."""
+    return all(inner.get(level) == code for level, code in region_path.items())
+
+
+def check_within_case(region_path: Mapping[str, str], what: str,
+                      inner: Mapping[str, str] | None, field: str) -> None:
+    """Refuse a piece of evidence (or a flag) that lies outside the case's region subtree;
+    ``inner`` None: it has no region (only an all-regions case would take it)."""
+    if inner is None or not within(region_path, inner):
+        case_at = "/".join(region_path.values()) or "every region"
+        where = "/".join(inner.values()) if inner else "no region"
+        raise EvidenceOutsideCase(
+            f"{what} lies in {where}, outside the case's region {case_at}: evidence must lie "
+            "within the case's region subtree", field=field)
 
 
 def _text(value: object, field: str) -> str:
@@ -226,7 +281,7 @@ class Case(Aggregate):
         if not isinstance(flag_ids, (list, tuple)) or not all(
                 isinstance(f, str) and f for f in flag_ids):
             raise InvalidInput("must be a list of flag ids", field="flag_ids")
-        return cls(case_no=_text(case_no, "case_no"),
+        return cls(case_no=check_case_no(case_no),
                    case_type=_enum(CaseType, case_type, "case_type"),
                    title=_text(title, "title"), region_code=region_code,
                    region_path=dict(region_path), effective_date=opened, incident_date=incident,

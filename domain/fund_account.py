@@ -6,7 +6,9 @@
 no account goes negative; money in = Σ balances + paid out; a household payment needs a
 household on the register at the payment's business date; a project payment needs an
 approved project within budget; a purpose on the negative list is refused.  Every money
-event carries business date, purpose code, document number and three signatures.
+event carries business date, purpose code, document number and three signatures, at the
+account's own level — but a payment to a household from a township account may be prepared
+by the payee village's 报账员, who makes the 发放清册 (村账乡代管: ``positions.money_rule``).
 """
 
 from __future__ import annotations
@@ -102,10 +104,17 @@ class FundAccount(SignedAggregate):
             f"movement {mid} was already recorded with different content", field="movement_id")
 
     def _sign(self, step: str, content: dict[str, Any], encoded: bytes,
-              authorise: Authoriser) -> list[dict]:
+              authorise: Authoriser, household: Household | None = None) -> list[dict]:
+        """The signatures, by ``money_rule``: at the account's level; a payment to
+        ``household`` is signed where the household is (its region path, which meets the
+        account's at the account's level), so its village's 报账员 may prepare it from a
+        township account (村账乡代管)."""
+        if household is None:
+            rule, path = money_rule(self.level), self.region_path
+        else:
+            rule, path = money_rule(self.level, PayeeKind.HOUSEHOLD.value), household.region_path
         return authorise(step=f"FundAccount.{step}", subject=self.id, content=encoded,
-                         rule=money_rule(self.level), region_path=self.region_path,
-                         day=content["effective_date"])
+                         rule=rule, region_path=path, day=content["effective_date"])
 
     def _need(self, amount: int, field: str = "amount_fen") -> None:
         if amount > self.balance:
@@ -235,7 +244,9 @@ class FundAccount(SignedAggregate):
                                    field="project_id")
             project.check_can_receive(day, c["amount_fen"], c["purpose"])
         self._need(c["amount_fen"])
-        self._disbursed(**c, signatures=self._sign("Disbursed", c, encoded, authorise))
+        self._disbursed(**c, signatures=self._sign(
+            "Disbursed", c, encoded, authorise,
+            household=household if kind is PayeeKind.HOUSEHOLD else None))
         if project is not None and kind is not PayeeKind.HOUSEHOLD:
             project.record_payment(movement_id=c["movement_id"], account_id=str(self.id),
                                    amount_fen=c["amount_fen"], effective_date=day)

@@ -36,6 +36,7 @@ from domain.signed import Authoriser, SignedAggregate, business_date, step_name
 from domain.signing import canonical_json
 
 NOTICE_DAYS_MIN = 7  # 公示期不少于7天
+NOTICE_DAYS_MAX = 90  # a notice longer than a quarter is an error of entry, not a notice
 
 
 class PovertyCause(str, enum.Enum):
@@ -242,11 +243,25 @@ class Household(SignedAggregate):
             return
         if status is S.EXITED and purpose.allowed_after_exit:
             return
-        what = {None: "was not registered", S.REMOVED: "had been removed (清退)",
-                S.EXITED: f"had exited and {purpose.code} does not continue after exit"}[status]
-        raise HouseholdNotRegistered(
-            f"household {self.code} {what} on {day.isoformat()}", field="payee_id",
-            household_code=self.code)
+        paid = day.isoformat()
+        if status is None:
+            what = f"was not registered on {paid}"
+        else:  # name the date of the removal (or exit) itself, then the payment's
+            since = self.status_since(day)  # str(date): YYYY-MM-DD
+            what = (f"had been removed (清退) on {since}; the payment is dated {paid}"
+                    if status is S.REMOVED else
+                    f"had exited on {since} and {purpose.code} does not continue after exit; "
+                    f"the payment is dated {paid}")
+        raise HouseholdNotRegistered(f"household {self.code} {what}", field="payee_id",
+                                     household_code=self.code)
+
+    def status_since(self, day: dt.date) -> dt.date | None:
+        """The business date of the register transition in force on ``day``."""
+        since = None
+        for when, _ in sorted(self.history, key=lambda t: t[0]):
+            if when <= day:
+                since = when
+        return since
 
     @property
     def is_registered(self) -> bool:
@@ -314,8 +329,9 @@ class Household(SignedAggregate):
         """公示: first (village), second (after township review) or exit notice, ≥ 7 days."""
         if round not in NOTICE_AFTER:
             raise InvalidInput(f"must be one of {sorted(NOTICE_AFTER)}", field="round")
-        if _nonneg_int(days, "days") < NOTICE_DAYS_MIN:
-            raise InvalidInput(f"a public notice runs at least {NOTICE_DAYS_MIN} days", field="days")
+        if not NOTICE_DAYS_MIN <= _nonneg_int(days, "days") <= NOTICE_DAYS_MAX:
+            raise InvalidInput(f"a public notice runs at least {NOTICE_DAYS_MIN} and at most "
+                               f"{NOTICE_DAYS_MAX} days", field="days")
         c = {"round": round, "effective_date": effective_date, "days": days}
         if (sig := self._begin("NoticePosted", c, {NOTICE_AFTER[round]}, authorise)) is not None:
             self._notice_posted(**c, signatures=sig)

@@ -3,12 +3,26 @@
 谁签字谁负责: a signature counts only when the signer, on the step's business date, held a
 position at the right level of the step's region that grants the signing role for that
 area of work (identification 识别退出 or funds 资金).
+
+Who may sign a step is one rule object (``StepRule``): ``domain.authorisation`` checks a
+signature against ``StepRule.positions`` and ``GET /steps`` lists ``StepRule.signers``, so
+the catalogue and the check cannot disagree.  Procedure steps have a fixed rule
+(``STEP_RULES``); money steps are signed at the paying account's own level
+(``money_rule``), every account level one rule (``money_rules``).  村账乡代管: a village
+keeps no account of its own; its households are paid from the township's account, and the
+payment list (发放清册) is prepared by the village's 报账员 (村会计) — so a payment to a
+household from a township account may be prepared (经办) by the village accountant of the
+payee's village, then reviewed (审核) and approved (审批) at the township.  That signer is
+a signer of the payment like any other: the red flags name them (优亲厚友), recovery
+charges them (谁签字谁追回).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from domain.region import RegionLevel
 from domain.signing import Role
@@ -79,12 +93,41 @@ def position_spec(kind: str) -> PositionSpec:
     return POSITIONS[kind]
 
 
+@functools.cache
+def granting(area: Area, role: Role, level: RegionLevel) -> tuple[str, ...]:
+    """The position kinds held at ``level`` that grant ``role`` for ``area``, sorted."""
+    return tuple(sorted(kind for kind, spec in POSITIONS.items()
+                        if spec.level is level and role in spec.grants[area]))
+
+
 @dataclass(frozen=True)
 class StepRule:
-    """Which roles must sign a step, and at which level of the subject's region."""
+    """Which roles must sign a step, and where.
+
+    ``roles``: every role named is signed exactly once, by an official holding, on the
+    step's business date, a position at that level of the subject's region (the region of
+    the subject's path at that level) that grants the role for ``area``.  ``also``: further
+    levels at which a role may be signed instead (in this order after ``roles``'s).
+    """
 
     area: Area
-    roles: dict[Role, RegionLevel]
+    roles: Mapping[Role, RegionLevel]
+    also: Mapping[Role, tuple[RegionLevel, ...]] = field(default_factory=dict)
+
+    def levels(self, role: Role) -> tuple[RegionLevel, ...]:
+        """Where ``role`` may be signed: its level, then the ``also`` levels."""
+        return (self.roles[role], *self.also.get(role, ()))
+
+    def positions(self, role: Role, level: RegionLevel) -> tuple[str, ...]:
+        """The position kinds that may sign ``role`` at ``level`` (the authoriser's check)."""
+        if role not in self.roles or level not in self.levels(role):
+            return ()
+        return granting(self.area, role, level)
+
+    def signers(self) -> list[tuple[Role, RegionLevel, tuple[str, ...]]]:
+        """(role, level, positions) for every role and level: what ``GET /steps`` lists."""
+        return [(role, level, self.positions(role, level))
+                for role in self.roles for level in self.levels(role)]
 
 
 def _rule(area: Area, **roles: RegionLevel) -> StepRule:
@@ -119,8 +162,32 @@ STEP_RULES: dict[str, StepRule] = {
 }
 
 MONEY_STEPS = ("Received", "Allocated", "Disbursed", "Recovered", "Reversed")
+ACCOUNT_LEVELS = (PV, CI, CO, TW)
+"""Accounts are kept from township level up (村账乡代管: the township keeps the villages')."""
 
 
-def money_rule(level: RegionLevel) -> StepRule:
-    """Every money event is signed by 经办, 审核 and 审批 at the account's own level."""
-    return StepRule(FU, {P: level, R: level, A: level})
+def money_rule(level: RegionLevel, payee_kind: str | None = None) -> StepRule:
+    """Every money event is signed by 经办, 审核 and 审批 at the account's own level.
+
+    ``payee_kind`` "household" (a ``Disbursed`` to a household): from a township account
+    the preparer may instead be the payee's village's 报账员 (村账乡代管, the village
+    prepares the 发放清册); the signer's region is then the village of the household's
+    path, so the authoriser is given the household's region path.
+    """
+    also = {P: (VI,)} if level is TW and payee_kind == "household" else {}
+    return StepRule(FU, {P: level, R: level, A: level}, also)
+
+
+def money_rules(step: str) -> list[tuple[dict[str, str], StepRule]]:
+    """Every rule the money step ``step`` ('FundAccount.Disbursed') may be signed under,
+    with when it applies: ``account_level``, and ``payee_kind`` for a rule that holds for
+    payments to that kind of payee only."""
+    out: list[tuple[dict[str, str], StepRule]] = []
+    for level in ACCOUNT_LEVELS:
+        out.append(({"account_level": level.value}, money_rule(level)))
+        if step == "FundAccount.Disbursed":
+            household = money_rule(level, "household")
+            if household != out[-1][1]:
+                out.append(({"account_level": level.value, "payee_kind": "household"},
+                            household))
+    return out

@@ -3,24 +3,30 @@
 One shaping for both adapters, so ``GET /households/{id}`` and ``zhuisu show-household``
 agree; list endpoints show the ``*_summary`` of each item (no events).  Views never show
 a resident ID number (only keyed hashes, inside signed content) and never an official's
-relatives (优亲厚友 checks read them; people do not).
+relatives (优亲厚友 checks read them; people do not).  Also for both: the step catalogue
+(``step_catalogue``, ``GET /steps``) and the published derivation of aggregate ids from
+their codes (``aggregate_id``, ``creation_subject``: ``GET /ids/{kind}/{code}``, ``zhuisu
+id``, ``zhuisu sign``), which a client needs to sign a creation step.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
 from domain.application import STEPS, Zhuisu, step_fields
+from domain.case import Case
+from domain.errors import InvalidInput
 from domain.fund_account import FundAccount
 from domain.household import Household
+from domain.money import FundSource
 from domain.official import Official
-from domain.positions import POSITIONS, STEP_RULES, Area, StepRule, money_rule
+from domain.positions import POSITIONS, STEP_RULES, Area, StepRule, money_rules
 from domain.project import Project
-from domain.region import Region, RegionLevel
+from domain.region import NAMESPACE, Region, Unit
 from domain.signed import signed_content, step_name
 from domain.signing import b64
 
@@ -164,29 +170,101 @@ def official_view(official: Official) -> dict[str, Any]:
     }
 
 
-def _signers(rule: StepRule, level_name: str | None = None) -> list[dict[str, Any]]:
-    return [
-        {"role": role.value, "level": level_name or level.value,
-         "positions": sorted(kind for kind, spec in POSITIONS.items()
-                             if role in spec.grants[rule.area]
-                             and (level_name is not None or spec.level is level))}
-        for role, level in rule.roles.items()
-    ]
+def _signers(rule: StepRule, **when: str) -> list[dict[str, Any]]:
+    """The rule's own ``signers()``: the positions the authoriser accepts, role by role."""
+    return [{"role": role.value, "level": level.value, "positions": list(positions), **when}
+            for role, level, positions in rule.signers()]
 
 
 def step_catalogue() -> dict[str, dict[str, Any]]:
-    """Every signed step: its fields and which roles sign it at which level, by whom."""
+    """Every signed step: its fields, and who signs it in which role at which level.
+
+    Derived from the very rule objects the authoriser checks (``domain.positions``): a
+    procedure step's ``STEP_RULES`` entry; a money step's ``money_rules``, one per account
+    level (``account_level``: the entry holds for accounts of that level; ``level`` is the
+    level of the signer's position), and the entries that hold only for payments to one
+    kind of payee (``payee_kind``).
+    """
     out = {}
     for step, (cls, _) in STEPS.items():
         rule = STEP_RULES.get(step)
-        if rule is None:  # money steps: signed at the account's own level
-            signers = _signers(money_rule(RegionLevel.COUNTY), level_name="account")
-            area = Area.FUNDS
-        else:
+        if rule is not None:
             signers, area = _signers(rule), rule.area
+        else:
+            signers, area = [], Area.FUNDS
+            for when, money in money_rules(step):  # the general rule of a level first
+                seen = {(s["role"], s["level"], s["account_level"]) for s in signers}
+                signers += [s for s in _signers(money, **when)
+                            if (s["role"], s["level"], s["account_level"]) not in seen]
         out[step] = {"aggregate": cls.__name__, "area": area.value,
                      "fields": sorted(step_fields(step)), "signers": signers}
+        if step in CREATION_CODES:
+            kind, field = CREATION_CODES[step]
+            out[step]["subject"] = {"kind": kind, "code_field": field}
     return out
+
+
+# ids: how an aggregate's id follows from its code ---------------------------------------
+def _account_id(code: str) -> Any:
+    region, _, source = code.partition("/")
+    if not region or source not in {s.value for s in FundSource}:
+        raise InvalidInput(f"an account's code is REGION/FUND_SOURCE, the fund source one of "
+                           f"{[s.value for s in FundSource]}", field="code")
+    return FundAccount.create_id(region, source)
+
+
+ID_KINDS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "household": ("户编号 household code", Household.create_id),
+    "project": ("项目编号 project code", Project.create_id),
+    "account": ("REGION/FUND_SOURCE, e.g. 522625100/central", _account_id),
+    "official": ("干部编号 official code", Official.create_id),
+    "region": ("行政区划代码 region code", Region.create_id),
+    "unit": ("单位编号 unit code", Unit.create_id),
+    "case": ("案号 case number", Case.create_id),
+}
+"""kind → (what its code is, the aggregate's own ``create_id``)."""
+
+CREATION_CODES: dict[str, tuple[str, str]] = {
+    "Household.Applied": ("household", "household_code"),
+    "Project.Approved": ("project", "project_code"),
+}
+"""Creation steps: the kind of aggregate they create and the content field with its code."""
+
+MAX_CODE = 100
+
+
+def aggregate_id(kind: str, code: str) -> dict[str, str]:
+    """The id of the aggregate of ``kind`` known by ``code``, and how it is derived.
+
+    Every aggregate known by a code has the id ``uuid5(NAMESPACE, "{kind}:{code}")``
+    (``domain.region.stable_id``), ``NAMESPACE`` being ``uuid5(NAMESPACE_URL,
+    "https://zhuisu.example/ids")`` = ``69989ca4-9987-5a2e-a804-5dd7ed619731`` (RFC 9562
+    name-based UUID, SHA-1); an account's code is ``REGION/FUND_SOURCE``.  Anyone can
+    compute it offline; it is what a creation step's signers sign as its subject.
+    """
+    spec = ID_KINDS.get(kind)
+    if spec is None:
+        raise InvalidInput(f"unknown kind; one of {sorted(ID_KINDS)}", field="kind")
+    if not isinstance(code, str) or not code.strip() or len(code) > MAX_CODE:
+        raise InvalidInput(f"must be a non-empty code of at most {MAX_CODE} characters",
+                           field="code")
+    name = f"{kind}:{code}"
+    return {"kind": kind, "code": code, "id": str(spec[1](code)), "code_is": spec[0],
+            "derivation": f'uuid5({NAMESPACE}, "{name}")', "namespace": str(NAMESPACE),
+            "name": name}
+
+
+def creation_subject(step: str, content: Mapping[str, Any]) -> str | None:
+    """The subject a creation step's signers sign, from the code in its content (None for
+    a step on an existing aggregate, whose subject the client already knows)."""
+    if step not in CREATION_CODES:
+        return None
+    kind, field = CREATION_CODES[step]
+    code = content.get(field)
+    if not isinstance(code, str) or not code.strip():
+        raise InvalidInput(f"{step} needs {field}, the code its subject's id is derived from",
+                           field=f"content.{field}")
+    return aggregate_id(kind, code)["id"]
 
 
 # replay (projections.replay.aggregate_as_of) -----------------------------------------------

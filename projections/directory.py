@@ -4,7 +4,10 @@ It follows the notification log, reading only creation events (a region created,
 household applied, an account opened, an official registered, a project approved), and
 keeps, per kind, ids in creation order with their region path.  Every query first catches
 up from its last position, so it sees what any process wrote.  A stop-gap until the
-read-model projections serve lists: memory is a few hundred bytes per aggregate.
+read-model projections serve lists: memory is a few hundred bytes per aggregate.  A
+stored creation event it cannot read (an odd record written behind the domain's back) is
+logged and passed over, like a projection's failed event (``projections.runner``): it
+never stops the lists.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+import structlog
+
 from domain.application import Zhuisu
 from domain.region import RegionPath
 
@@ -26,6 +31,7 @@ OFFICIAL = "domain.official:Official.Registered"
 PROJECT = "domain.project:Project.Approved"
 TOPICS = (REGION, HOUSEHOLD, ACCOUNT, OFFICIAL, PROJECT)
 _PAGE = 2000
+log = structlog.get_logger("zhuisu.projections")
 
 
 @dataclass
@@ -45,7 +51,12 @@ class Directory:
                 notifications = app.recorder.select_notifications(
                     self.position + 1, _PAGE, topics=TOPICS)
                 for n in notifications:
-                    self._take(n.topic, app.mapper.to_domain_event(n))
+                    try:
+                        self._take(n.topic, app.mapper.to_domain_event(n))
+                    except Exception as exc:  # noqa: BLE001 - see the module docstring
+                        log.error("directory skipped an event it cannot take", position=n.id,
+                                  event_type=n.topic.rpartition(":")[2],
+                                  error=f"{type(exc).__name__}: {exc}"[:300])
                     self.position = n.id
                 if len(notifications) < _PAGE:
                     return

@@ -4,7 +4,9 @@ An ``Event`` is a stored domain event as the projections see it: its position in
 (the notification id), its aggregate and version, its step name (``Household.Applied``)
 and its fields as a plain dict (dates as ``datetime.date``).  Decoding goes through the
 application's own mapper (transcoder, and its cipher and compressor when configured),
-skipping the domain class construction the projections do not need.
+skipping the domain class construction the projections do not need.  A stored state that
+cannot be decoded does not stop the reader: its ``Event`` comes with no fields and the
+decoding ``error``, for the runner to record as a failed event (``projections.runner``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from eventsourcing.persistence import Notification
 
 from domain.application import Zhuisu
+from store.urls import private_sqlite_file
 
 _READER_LOCK = zlib.crc32(b"zhuisu-projection-readers")
 
@@ -30,6 +33,7 @@ class Event:
     version: int
     step: str
     data: dict[str, Any]
+    error: str | None = None  # the state could not be decoded: why (data is then empty)
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
@@ -79,6 +83,7 @@ def reader_app(url: str) -> Zhuisu:
 
     env = store_env(url)
     if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        private_sqlite_file(url)  # mode 0600 if we make it (store.urls)
         return Zhuisu(env, clock=no_clock)
     import psycopg
 
@@ -131,10 +136,16 @@ class EventSource:
         return step
 
     def decode(self, n: Notification) -> Event:
-        state = n.state
-        if self._decrypt:
-            state = self._decrypt(state)
-        if self._decompress:
-            state = self._decompress(state)
-        return Event(n.id, str(n.originator_id), n.originator_version, self.step(n.topic),
-                     self._decode(state))
+        try:
+            state = n.state
+            if self._decrypt:
+                state = self._decrypt(state)
+            if self._decompress:
+                state = self._decompress(state)
+            data = self._decode(state)
+            if not isinstance(data, dict):
+                raise TypeError(f"the state is a {type(data).__name__}, not an object")
+        except Exception as exc:  # noqa: BLE001 - an odd record must not stop the reader
+            return Event(n.id, str(n.originator_id), n.originator_version, self.step(n.topic),
+                         {}, f"cannot decode the stored state: {type(exc).__name__}: {exc}")
+        return Event(n.id, str(n.originator_id), n.originator_version, self.step(n.topic), data)

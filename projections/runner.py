@@ -13,6 +13,16 @@ the batch is simply done again: nothing is lost or counted twice.
   locked ``FOR UPDATE SKIP LOCKED``: any number of workers may run; each projection is
   advanced by one of them at a time.
 
+No stored event, however odd (a date at the end of the calendar, a field of the wrong
+type, a state that does not decode), stops a projection.  When a batch fails, it is
+rolled back and done again in halves, down to the one event that fails; that event is
+taken by each projection on its own, inside a savepoint with its own rows, and a
+projection whose handler fails on it leaves no trace of it but a row in
+``projection_failures`` (``tracking.record_failure``: position, event type, error) and a
+log line, and moves past it.  So catch-up and rebuild always complete, reads keep
+answering, and the failed events are listed by ``lag`` (``GET /projections/lag``,
+``zhuisu project lag``) and counted by ``/health``.
+
 ``until`` stops at a log position, and ``engine`` writes into another database than the
 events' own: together they build the read models as of any past position elsewhere
 (replay), by the same code.
@@ -26,25 +36,41 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, update
+import structlog
+from sqlalchemy import Connection, Engine, update
+from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 
 from projections.balances import Balances
 from projections.cases import Cases
-from projections.events import EventSource, reader_app
+from projections.events import Event, EventSource, reader_app
 from projections.flags import Flags
 from projections.metrics import Metrics
 from projections.money_trace import MoneyTrace
 from projections.projection import Projection, Rows
 from projections.register import Register
 from projections.responsibility import Responsibility
-from projections.tracking import analyze, deferrable_indexes, ensure_schema, lock_positions, positions, tracking, truncate
-from store.urls import database_url_of
+from projections.tracking import (
+    analyze,
+    deferrable_indexes,
+    ensure_schema,
+    failure_counts,
+    failures_of,
+    forget_failures,
+    lock_positions,
+    positions,
+    record_failure,
+    tracking,
+    truncate,
+)
 from store.engines import engine_for, is_postgres, writer
+from store.urls import database_url_of
 
 PROJECTIONS: tuple[Projection, ...] = (Balances(), MoneyTrace(), Responsibility(), Register(),
                                        Cases(), Metrics(), Flags())
 CATCH_UP_BATCH = 1000
 REBUILD_BATCH = 20000
+
+log = structlog.get_logger("zhuisu.projections")
 
 SOURCES_KEPT = 4  # as store.engines.ENGINES_KEPT
 _sources: OrderedDict[str, EventSource] = OrderedDict()
@@ -99,6 +125,8 @@ def process_batch(source: EventSource, engine: Engine, projections: Sequence[Pro
     or the tracking rows (PostgreSQL) are held only while rows are written.  Positions
     are checked again under the lock: a projection that moved meanwhile takes only the
     events past its new position; one that moved back (a rebuild) waits for the next batch.
+    A batch that fails is done again in parts (``_in_parts``), so one odd event cannot
+    stop the others.
     """
     with engine.connect() as conn:
         known = positions(conn)
@@ -107,20 +135,121 @@ def process_batch(source: EventSource, engine: Engine, projections: Sequence[Pro
     last, events = source.read(start, limit, wanted, until)
     if last == start:
         return False
+    try:
+        return bool(_commit(engine, projections, events, start, last, wait))
+    except TRANSIENT:
+        raise  # the store, not an event: the next catch-up tries again
+    except Exception:  # noqa: BLE001 - an event the handlers cannot take: find it
+        _in_parts(engine, projections, events, start, last, wait)
+        return True
+
+
+# Errors of the store rather than of an event (a lock wait, a lost connection, memory):
+# never a reason to skip an event.
+TRANSIENT = (OperationalError, InterfaceError, MemoryError)
+
+
+def _commit(engine: Engine, projections: Sequence[Projection], events: Sequence[Event],
+            start: int, last: int, wait: bool) -> dict[str, int]:
+    """Take ``events`` (those between ``start`` and ``last``) into the projections and
+    move them to ``last``, in one transaction; the tracking rows held."""
     with writer(engine).begin() as conn:
         held = lock_positions(conn, [p.name for p in projections], wait=wait)
         mine = [p for p in projections if p.name in held and start <= held[p.name] < last]
         rows = Rows(conn)
         for p in mine:
             todo = [e for e in events if e.position > held[p.name] and e.step in p.handlers]
+            if any(e.error for e in todo):
+                raise _Undecodable()
             p.prefetch(todo, rows)
             for e in todo:
                 p.handle(e, rows)
         rows.flush()
-        if mine:
-            conn.execute(update(tracking).where(tracking.c.name.in_([p.name for p in mine]))
-                         .values(position=last))
-    return bool(held)
+        _advance(conn, mine, last)
+    return held
+
+
+class _Undecodable(Exception):
+    """A batch holds an event whose state could not be decoded: take it on its own."""
+
+
+def _in_parts(engine: Engine, projections: Sequence[Projection], events: Sequence[Event],
+              start: int, last: int, wait: bool) -> None:
+    """The batch failed (and was rolled back): do it again in halves, in log order, down to
+    the single event that fails, which ``_alone`` takes projection by projection."""
+    if len(events) <= 1:
+        if events:
+            prior = events[0].position - 1
+            if prior > start:  # events other projections do not want: just move past them
+                _commit(engine, projections, [], start, prior, wait)
+            _alone(engine, projections, events[0], max(start, prior), wait)
+            if events[0].position < last:
+                _commit(engine, projections, [], events[0].position, last, wait)
+        else:
+            _commit(engine, projections, [], start, last, wait)
+        return
+    half = len(events) // 2
+    middle = events[half - 1].position
+    for part, lo, hi in ((events[:half], start, middle), (events[half:], middle, last)):
+        try:
+            _commit(engine, projections, part, lo, hi, wait)
+        except TRANSIENT:
+            raise
+        except Exception:  # noqa: BLE001 - as in process_batch
+            _in_parts(engine, projections, part, lo, hi, wait)
+
+
+def _alone(engine: Engine, projections: Sequence[Projection], event: Event, start: int,
+           wait: bool) -> None:
+    """Take one event: each projection that is at ``start`` (just before it) handles it in
+    a savepoint with rows of its own; one whose handler fails records the failure instead.
+    Every one of them moves to the event's position."""
+    with writer(engine).begin() as conn:
+        held = lock_positions(conn, [p.name for p in projections], wait=wait)
+        mine = [p for p in projections if held.get(p.name) == start]
+        for p in mine:
+            if event.step not in p.handlers:
+                continue
+            error = event.error
+            if error is None:
+                savepoint = conn.begin_nested()
+                try:
+                    rows = Rows(conn)
+                    p.prefetch([event], rows)
+                    p.handle(event, rows)
+                    rows.flush()
+                except TRANSIENT:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - recorded as the event's failure
+                    savepoint.rollback()
+                    error = describe(exc)
+                else:
+                    savepoint.commit()
+            if error is not None:
+                _failed(conn, p, event, error)
+        _advance(conn, mine, event.position)
+
+
+def _failed(conn: Connection, p: Projection, event: Event, error: str) -> None:
+    record_failure(conn, p.name, event.position, event.step, event.originator_id,
+                   event.version, error)
+    log.error("projection skipped an event it cannot take", projection=p.name,
+              position=event.position, event_type=event.step,
+              originator_id=event.originator_id, version=event.version, error=error)
+
+
+def describe(exc: BaseException) -> str:
+    """The error of a failed event, short and without the row's values: its type and the
+    first line of its message (a database error: the driver's, not the statement's)."""
+    cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def _advance(conn: Connection, mine: Sequence[Projection], position: int) -> None:
+    if mine:
+        conn.execute(update(tracking).where(tracking.c.name.in_([p.name for p in mine]))
+                     .values(position=position))
 
 
 def _run(source: EventSource, engine: Engine, chosen: Sequence[Projection], batch: int,
@@ -162,6 +291,7 @@ def rebuild(app_or_url: Any, *, names: Iterable[str] | None = None,
         lock_positions(conn, [p.name for p in chosen], wait=True)
         for p in chosen:
             truncate(conn, p.tables)
+        forget_failures(conn, [p.name for p in chosen])
         for index in deferred:
             index.drop(conn, checkfirst=True)
         conn.execute(update(tracking).where(tracking.c.name.in_([p.name for p in chosen]))
@@ -174,16 +304,34 @@ def rebuild(app_or_url: Any, *, names: Iterable[str] | None = None,
     return done
 
 
-def lag(app_or_url: Any) -> dict[str, dict[str, int]]:
-    """Per projection: its position, the last notification id in the log, and the gap."""
+def lag(app_or_url: Any, *, failures: int | None = None) -> dict[str, dict[str, Any]]:
+    """Per projection: its position, the last notification id in the log, and the gap;
+    with ``failures`` (a number), also how many stored events it could not take
+    (``failed``) and the latest ``failures`` of them, newest first."""
     source = source_for(app_or_url)
     engine = engine_for(source.url)
     ensure_schema(engine, PROJECTIONS)
     head = source.max_position()
     with engine.connect() as conn:
         held = positions(conn)
-    return {p.name: {"position": held[p.name], "head": head, "lag": head - held[p.name]}
-            for p in PROJECTIONS}
+        failed = failure_counts(conn) if failures is not None else {}
+        latest = {name: failures_of(conn, name, failures or 0) for name in failed}
+    out: dict[str, dict[str, Any]] = {
+        p.name: {"position": held[p.name], "head": head, "lag": head - held[p.name]}
+        for p in PROJECTIONS}
+    if failures is not None:
+        for name, row in out.items():
+            row.update(failed=failed.get(name, 0), failures=latest.get(name, []))
+    return out
+
+
+def failed_events(app_or_url: Any) -> dict[str, int]:
+    """Per projection with any: how many stored events its handlers could not take."""
+    source = source_for(app_or_url)
+    engine = engine_for(source.url)
+    ensure_schema(engine, PROJECTIONS)
+    with engine.connect() as conn:
+        return failure_counts(conn)
 
 
 def run_worker(url: str, stop_event: StopEvent, *, names: Iterable[str] | None = None,

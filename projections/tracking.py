@@ -9,12 +9,18 @@ event it has taken into account, and the version of its table layout.  Rows and 
 change in one transaction (see ``projections.runner``).  A projection whose version
 changed has its tables dropped and rebuilt from position 0.  A full rebuild drops the
 indexes only queries use and makes them again at the end (``deferrable_indexes``).
+
+``projection_failures`` holds, per projection, each stored event its handler could not
+take (position, event type, aggregate and version, the error), written in the transaction
+that moves the projection past it: the projection goes on, and the event is visible
+(``failures``, ``failure_counts``: ``GET /projections/lag``, ``/health``, the logs).  A
+rebuild empties a projection's failures with its tables and finds them again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -26,6 +32,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    func,
     select,
 )
 
@@ -43,6 +50,17 @@ tracking = Table(
     Column("position", BigInteger, nullable=False),  # last notification id taken into account
     Column("version", Integer, nullable=False),  # of the projection's table layout
 )
+
+failures = Table(
+    "projection_failures", metadata,
+    Column("name", String(64), primary_key=True),  # the projection
+    Column("position", BigInteger, primary_key=True),  # the event's notification id
+    Column("step", String(200), nullable=False),  # its type: 'FundAccount.Disbursed'
+    Column("originator_id", String(64), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("error", String(500), nullable=False),  # exception type and first line
+)
+ERROR_CHARS = 500
 
 _ensured: set[tuple[int, tuple[tuple[str, int], ...]]] = set()
 on_dispose(lambda engine: _ensured.difference_update(
@@ -62,6 +80,7 @@ def ensure_schema(engine: Engine, projections: Iterable[Projection]) -> None:
     with writer(engine).begin() as conn:
         schema_lock(conn, "zhuisu-projections-schema")
         tracking.create(conn, checkfirst=True)
+        failures.create(conn, checkfirst=True)
         known = dict(conn.execute(select(tracking.c.name, tracking.c.version)).all())
         for p in projections:
             if known.get(p.name) == p.version:
@@ -71,6 +90,7 @@ def ensure_schema(engine: Engine, projections: Iterable[Projection]) -> None:
                     table.drop(conn, checkfirst=True)
                 conn.execute(tracking.update().where(tracking.c.name == p.name)
                              .values(position=0, version=p.version))
+                conn.execute(failures.delete().where(failures.c.name == p.name))
             else:
                 conn.execute(tracking.insert().values(name=p.name, position=0, version=p.version))
             for table in p.tables:
@@ -104,6 +124,33 @@ def lock_positions(conn: Connection, names: Iterable[str], *,
     if conn.dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=not wait)
     return {r.name: r.position for r in conn.execute(q)}
+
+
+def record_failure(conn: Connection, name: str, position: int, step: str, originator_id: str,
+                   version: int, error: str) -> None:
+    """Note that projection ``name`` could not take the event at ``position``."""
+    conn.execute(failures.insert().values(name=name, position=position, step=step[:200],
+                                          originator_id=originator_id[:64], version=version,
+                                          error=error[:ERROR_CHARS]))
+
+
+def forget_failures(conn: Connection, names: Iterable[str]) -> None:
+    conn.execute(failures.delete().where(failures.c.name.in_(list(names))))
+
+
+def failure_counts(conn: Connection) -> dict[str, int]:
+    """Per projection with any: how many events its handlers could not take."""
+    return {r.name: r.n for r in conn.execute(
+        select(failures.c.name, func.count().label("n")).group_by(failures.c.name))}
+
+
+def failures_of(conn: Connection, name: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest events projection ``name`` could not take (newest first)."""
+    return [dict(r) for r in conn.execute(
+        select(failures.c.position, failures.c.step, failures.c.originator_id,
+               failures.c.version, failures.c.error)
+        .where(failures.c.name == name).order_by(failures.c.position.desc())
+        .limit(limit)).mappings()]
 
 
 def dump(conn: Connection, tables: Iterable[Table]) -> dict[str, list[tuple]]:

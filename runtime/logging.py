@@ -4,8 +4,8 @@ JSON lines when ``ZHUISU_LOG_FORMAT=json`` (production), a console renderer othe
 structlog and stdlib loggers (uvicorn, eventsourcing) go through the same handler, so
 every line gets the request id and the caller (token name, role and id) bound in context
 variables, and every line passes :func:`redact` last before rendering: a secret, a bearer
-token or a resident ID number (公民身份号码) must never reach a log, whatever code path
-wrote it.
+token, a resident ID number (公民身份号码) or a bank account number must never reach a
+log, whatever code path wrote it (:func:`mask_text` is the same masking for one string).
 """
 
 from __future__ import annotations
@@ -31,13 +31,30 @@ ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
 # A bearer token of the API (access.tokens), wherever it turns up (a path, a message).
 TOKEN = re.compile(r"zs_[A-Za-z0-9_-]{16,}")
 TOKEN_MASK = "[token]"
+# A bank card or account number (银行卡号, 一卡通; ``domain.identity.hash_bank_account``
+# takes 12 to 30 digits): a run of 13 to 30 digits, or groups of four digits split by
+# single spaces or hyphens (6222 0212 3456 7890 123).  A bare run of 12 digits stays: it
+# is what a region code looks like (522625100001), and logs must keep those.  Digits
+# inside a word of ASCII letters and digits (a hex hash) stay too, and so do groups of
+# four inside a hyphenated word (a UUID such as 00000000-0000-0000-0000-000000000007).
+BANK_ACCOUNT = re.compile(
+    r"(?<![0-9A-Za-z])\d{13,30}(?![0-9A-Za-z])"
+    r"|(?<![0-9A-Za-z-])\d{4}(?:[ -]\d{4}){2,6}(?:[ -]\d{1,4})?(?![0-9A-Za-z-])")
+BANK_MASK = "[account-number]"
 
 _HANDLER_NAME = "zhuisu"
 
 
+def mask_text(text: str) -> str:
+    """``text`` with every ID number, bank account number and bearer token masked (logs,
+    and whatever else echoes a request's path: problem+json ``instance``)."""
+    text = TOKEN.sub(TOKEN_MASK, text)  # first: a token's own digits must not split it
+    return BANK_ACCOUNT.sub(BANK_MASK, ID_NUMBER.sub(ID_MASK, text))
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return TOKEN.sub(TOKEN_MASK, ID_NUMBER.sub(ID_MASK, value))
+        return mask_text(value)
     if isinstance(value, Mapping):
         return {k: (MASK if SECRET_KEY.search(str(k)) else _scrub(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -46,8 +63,8 @@ def _scrub(value: Any) -> Any:
 
 
 def redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Mask values under secret-looking keys, and any ID number or bearer token inside any
-    string."""
+    """Mask values under secret-looking keys, and any ID number, bank account number or
+    bearer token inside any string."""
     return _scrub(event_dict)
 
 

@@ -32,7 +32,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import StaticPool
 
-from store.urls import is_postgres, sqlalchemy_url
+from store.urls import is_postgres, private_sqlite_file, sqlalchemy_url
 
 Profile = Literal["read_models", "tables", "audit"]
 _WRITE = "zhuisu_write"
@@ -62,6 +62,7 @@ def new_engine(database_url: str, profile: Profile = "tables") -> Engine:
     options = _PROFILES[profile]
     url, schema = sqlalchemy_url(database_url, file_only=options.file_only)
     if url.startswith("sqlite"):
+        private_sqlite_file(database_url)  # mode 0600 if we make it (store.urls)
         kwargs: dict[str, Any] = {"connect_args": {"timeout": 30, "check_same_thread": False}}
         if url == "sqlite://":
             kwargs["poolclass"] = StaticPool  # one in-memory database, shared

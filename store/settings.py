@@ -5,23 +5,48 @@ One setting chooses the store: ``ZHUISU_DATABASE_URL``.
 - ``postgresql://user[:password]@host[:port]/dbname[?schema=name]``: production and scale-out.
 
 The API's own tables (tokens, access log, idempotency records) live in the same database.
-``ZHUISU_ADMIN_TOKEN_FILE`` (default ``var/admin-token``) is where ``zhuisu serve`` writes
+``ZHUISU_MAX_BODY_BYTES`` (default 1 MiB) is the largest request body the HTTP API reads
+(``api.limits``).  ``ZHUISU_ADMIN_TOKEN_FILE`` (default ``var/admin-token``) is where ``zhuisu serve`` writes
 an administrator's token, mode 0600, when the store has none; ``ZHUISU_PUBLIC_DOCS=false``
 hides ``/docs`` and ``/openapi.json`` (they hold no data, so they are public by default).
+
+The ID pepper (``ZHUISU_ID_PEPPER_FILE``) keys every ID-number hash in the log, so a store
+is bound to the pepper it was made with: ``build_app`` keeps a keyed fingerprint of it in
+the store (``store_settings``: HMAC-SHA256 of a fixed label under the pepper — never the
+pepper itself) on first start and refuses to open the store with another pepper
+(``InvalidInput`` naming ``ZHUISU_ID_PEPPER_FILE``): every hash would differ and 优亲厚友
+matching would silently stop.
+
+A SQLite store's file is made with mode 0600 before SQLite opens it, as the keys are
+(``store.urls.private_sqlite_file``, here and wherever else a store may be opened first);
+SQLite gives its ``-wal``, ``-shm`` and ``-journal`` files the database file's permissions,
+so they are 0600 too.  A new folder for it is made 0700.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from sqlalchemy import Column, Connection, MetaData, String, Table, select
+
 from domain.application import Zhuisu
 from domain.errors import InvalidInput
-from store.urls import FIELD, is_postgres, postgres_schema, sqlite_path
+from store.engines import new_engine
+from store.schema import create_tables
+from store.urls import (
+    FIELD,
+    create_private_file,
+    is_postgres,
+    postgres_schema,
+    sqlite_path,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +62,7 @@ class Settings:
     checkpoint_every: float = 3600.0  # seconds between the server's checkpoints; 0: never
     idempotency_days: float = 7.0  # how long a first answer is kept for retries with its key
     public_docs: bool = True
+    max_body_bytes: int = 1024 * 1024  # the HTTP API refuses larger bodies (api.limits)
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -57,6 +83,7 @@ class Settings:
                                               cls.idempotency_days)),
             "public_docs": env.get("ZHUISU_PUBLIC_DOCS", "true").strip().lower()
             not in ("0", "false", "no", "off"),
+            "max_body_bytes": _positive_int(env, "ZHUISU_MAX_BODY_BYTES", cls.max_body_bytes),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -75,7 +102,7 @@ class Settings:
                 raise InvalidInput("sqlite URL needs a file path: sqlite:///path/to/file.db",
                                    field=FIELD)
             if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                create_private_file(Path(path))
             env.update(PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=path,
                        SQLITE_LOCK_TIMEOUT="30")
         elif self.is_postgres:
@@ -117,6 +144,57 @@ class Settings:
         return bytes.fromhex(path.read_text().strip())
 
 
+def _positive_int(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None:
+        return default
+    if not value.strip().isdigit() or int(value) <= 0:
+        raise InvalidInput("must be a positive whole number", field=name)
+    return int(value)
+
+
+_store_metadata = MetaData()
+store_settings = Table(
+    "store_settings", _store_metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
+PEPPER_FINGERPRINT = "id_pepper_fingerprint"
+
+
+def pepper_fingerprint(pepper: bytes) -> str:
+    """A keyed fingerprint of the ID pepper: it tells peppers apart and reveals nothing of
+    them (HMAC-SHA256 under the pepper of a fixed label)."""
+    return hmac.new(pepper, b"zhuisu/id-pepper-fingerprint/v1", hashlib.sha256).hexdigest()
+
+
+def check_id_pepper(database_url: str, pepper: bytes, pepper_file: Path) -> None:
+    """Record the pepper's fingerprint in a store that has none; refuse a different pepper."""
+    if not is_postgres(database_url) and sqlite_path(database_url) in ("", ":memory:"):
+        return  # an in-memory store lives and dies with this process
+    fingerprint = pepper_fingerprint(pepper)
+
+    def record_or_compare(conn: Connection) -> None:
+        stored = conn.execute(select(store_settings.c.value).where(
+            store_settings.c.name == PEPPER_FINGERPRINT)).scalar()
+        if stored is None:
+            conn.execute(store_settings.insert().values(name=PEPPER_FINGERPRINT,
+                                                        value=fingerprint))
+        elif not hmac.compare_digest(stored, fingerprint):
+            raise InvalidInput(
+                f"the ID pepper in {pepper_file} is not the one this store was made with (its "
+                "fingerprint differs); restore the original pepper file: with another pepper "
+                "every ID number hashes differently and 优亲厚友 matching stops",
+                field="ZHUISU_ID_PEPPER_FILE")
+
+    engine = new_engine(database_url, "tables")
+    try:
+        create_tables(engine, _store_metadata, owner="zhuisu-store-settings",
+                      then=record_or_compare)
+    finally:
+        engine.dispose()
+
+
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -124,5 +202,10 @@ def utc_now() -> dt.datetime:
 def build_app(settings: Settings | None = None) -> Zhuisu:
     settings = settings or Settings.from_env()
     app = Zhuisu(settings.eventsourcing_env(), clock=utc_now)
-    app.id_pepper = settings.id_pepper(create=not app.recorder.max_notification_id())
+    try:
+        app.id_pepper = settings.id_pepper(create=not app.recorder.max_notification_id())
+        check_id_pepper(settings.database_url, app.id_pepper, settings.id_pepper_file)
+    except BaseException:
+        app.close()
+        raise
     return app

@@ -7,13 +7,16 @@
 
 ``sqlalchemy_url`` gives SQLAlchemy's URL and the schema; ``eventsourcing_env`` (in
 ``store.settings``) the event store library's settings; ``database_url_of`` the inverse,
-the URL an application was built on.  Every layer goes through these: nothing else parses
+the URL an application was built on.  Whoever opens a SQLite store first makes its file
+with mode 0600 (``private_sqlite_file``).  Every layer goes through these: nothing else parses
 a database URL.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
@@ -31,6 +34,26 @@ def sqlite_path(database_url: str) -> str:
     """The file of a ``sqlite:///`` URL ('' or ':memory:' for an in-memory database)."""
     parts = urlsplit(database_url)
     return unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+
+
+def create_private_file(path: Path) -> None:
+    """Make ``path`` (and a missing folder, 0700) an empty file of mode 0600 unless it
+    exists.  A SQLite store's file is made this way before SQLite opens it: SQLite gives
+    its -wal, -shm and -journal files the database file's mode, so they are 0600 too."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def private_sqlite_file(database_url: str) -> None:
+    """For a ``sqlite:///`` file URL: its file, made private if it does not exist yet."""
+    if urlsplit(database_url).scheme == "sqlite":
+        path = sqlite_path(database_url)
+        if path not in ("", ":memory:"):
+            create_private_file(Path(path))
 
 
 def postgres_schema(database_url: str) -> str | None:

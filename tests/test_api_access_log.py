@@ -47,15 +47,20 @@ def test_an_audited_readers_household_reads_are_recorded(api: Any, world: World,
     assert first["at"].endswith("+00:00") and len(first["token_id"]) == 32
 
 
-def test_other_roles_reads_and_non_household_reads_are_not_recorded(api: Any,
-                                                                    world: World) -> None:
+def test_every_roles_reads_are_recorded_and_reads_of_accounts_too(api: Any,
+                                                                  world: World) -> None:
+    """Issue 12: officials, fund officers and administrators read personal and money data
+    as much as inspectors do; every role's reads are recorded, accounts' as households'."""
     hid = a_household_through(world, 0)
     account = a_funded_account(world)
-    for role, region in [("village_official", VILLAGE), ("county_approver", COUNTY),
-                         ("fund_officer", COUNTY), ("admin", None)]:
+    roles = [("village_official", VILLAGE), ("county_approver", COUNTY),
+             ("fund_officer", COUNTY), ("admin", None)]
+    for role, region in roles:
         assert api.as_(role, region).get(f"/households/{hid}").status_code == 200
     assert api.as_("inspector", COUNTY).get(f"/accounts/{account}").status_code == 200
-    assert entries(api) == []
+    assert [(e["role"], e["subject_kind"], e["subject_id"]) for e in entries(api)] == [
+        *[(role, "household", str(hid)) for role, _ in roles],
+        ("inspector", "account", str(account))]
 
 
 def test_a_refused_read_shows_nothing_and_records_nothing(api: Any, world: World) -> None:

@@ -232,10 +232,14 @@ def test_recovery_orders_outstanding_rectification_and_the_access_log(api: Any,
     assert ("reviewer", "/recovery/outstanding", "case") in log
     assert ("inspector", "/rectification-items", "case") in log
     assert ("reviewer", "/accountability-actions", "case") in log
+    assert ("reviewer", "/recovery/outstanding", "official") in log
+    assert ("reviewer", "/accountability-actions", "official") in log
+    assert ("inspector", "/rectification-items", "official") in log
     before = len(log)
-    api.as_("county_approver", COUNTY).get(URL)  # other roles' reads are not recorded
+    api.as_("county_approver", COUNTY).get(URL)  # every role's reads are recorded
     inspector.get(URL)
-    assert access_log(api)[before:] == [("inspector", "/cases/{case_no}", "case")]
+    assert access_log(api)[before:] == [("county_approver", "/cases/{case_no}", "case"),
+                                        ("inspector", "/cases/{case_no}", "case")]
 
 
 def test_reports_surveys_and_metrics_over_http(api: Any, world: World) -> None:

@@ -95,7 +95,8 @@ def test_a_trace_down_from_an_allocation_reaches_the_household_and_what_is_held(
     assert [p["movement_id"] for p in payee["payments"]] == [money.payment_id]
     assert trace["held"] == [{"account_id": str(money.township_account), "amount_fen": 450_000,
                               "since": "2025-01-02"}]
-    assert reads(api) == [("/traces/down/{movement_id}", str(money.household))]
+    assert reads(api) == [("/traces/down/{movement_id}", str(money.county_account)),
+                          ("/traces/down/{movement_id}", str(money.household))]
 
 
 def test_a_trace_up_from_a_payment_reaches_the_county_receipt(api: Any, money: Money) -> None:
@@ -107,7 +108,8 @@ def test_a_trace_up_from_a_payment_reaches_the_county_receipt(api: Any, money: M
         money.receipt_id, str(money.county_account))
     assert [(h["kind"], h["movement_id"]) for h in source["via"]] == [
         ("transfer", money.allocation_id)]
-    assert reads(api) == [("/traces/up/{movement_id}", str(money.household))]
+    assert reads(api) == [("/traces/up/{movement_id}", str(money.township_account)),
+                          ("/traces/up/{movement_id}", str(money.household))]
 
 
 def test_traces_outside_the_jurisdiction_or_of_unknown_movements_are_refused(
@@ -185,7 +187,9 @@ def test_a_payments_chain_and_the_chain_of_its_event(api: Any, money: Money) -> 
         ACCOUNTANT, official("head", TOWNSHIP), official("party_secretary", TOWNSHIP)]
     first = chain["payee"]["registration"][0]["log_position"]  # the household's application
     assert ok(inspector.get(f"/chains/events/{first}"))["step"] == "Household.Applied"
-    assert reads(api) == [("/chains/payments/{movement_id}", str(money.household)),
+    assert reads(api) == [("/chains/payments/{movement_id}", str(money.township_account)),
+                          ("/chains/payments/{movement_id}", str(money.household)),
+                          ("/chains/events/{log_position}", str(money.township_account)),
                           ("/chains/events/{log_position}", str(money.household))]
 
     outsider = api.as_("inspector", COUNTY_B)
@@ -213,7 +217,8 @@ def test_an_officials_liability_over_a_period(api: Any, money: Money) -> None:
     assert recovered["count"] == 1
     assert [(i["movement_id"], i["amount_fen"], i["happened_on"]) for i in recovered["items"]] \
         == [(money.payment_id, 50_000, "2025-07-01")]
-    assert reads(api) == [("/officials/{official_id}/liability", str(money.household))]
+    assert reads(api) == [("/officials/{official_id}/liability", str(oid)),
+                          ("/officials/{official_id}/liability", str(money.household))]
 
     # from April on, only the recovery was signed; the payment (March) and what became of
     # it are outside the period
@@ -250,7 +255,8 @@ def test_the_village_view_pages_its_register_and_records_the_page(api: Any, mone
     assert [(e["code"], e["status"]) for e in rest["register"]["items"]] == [("H2", "verified")]
     assert rest["register"]["next_offset"] is None
     h2 = rest["register"]["items"][0]["household_id"]
-    assert reads(api) == [("/villages/{code}", str(money.household)), ("/villages/{code}", h2)]
+    assert reads(api) == [("/villages/{code}", VILLAGE), ("/villages/{code}", str(money.household)),
+                          ("/villages/{code}", VILLAGE), ("/villages/{code}", h2)]
 
     refused(api.as_("inspector", COUNTY_B).get(f"/villages/{VILLAGE}"), 403,
             "OutsideJurisdiction", "code")
@@ -328,7 +334,8 @@ def test_replay_of_a_village_at_a_position_and_on_a_business_date(api: Any,
     january = ok(inspector.get(f"/replay/villages/{VILLAGE}", params={"as_of": "2025-01-22"}))
     assert [(e["code"], e["status"]) for e in january["village"]["register"]["items"]] == [
         ("H1", "second_notice")]
-    assert reads(api) == [("/replay/villages/{code}", str(money.household))] * 3
+    assert reads(api) == [("/replay/villages/{code}", subject) for subject in (
+        VILLAGE, str(money.household), str(money.township_account))] * 3
 
 
 def test_replay_refusals_name_the_field(api: Any, money: Money) -> None:
@@ -371,7 +378,9 @@ def test_replay_of_an_aggregate_at_a_position_and_on_a_business_date(api: Any,
                              params={"as_of": "2025-03-31"}))
     assert march["effective_state"]["balance_fen"] == 400_000
     assert "FundAccount.Recovered" not in [e["type"] for e in march["events"]]
-    assert reads(api) == [("/replay/aggregates/{aggregate_id}", str(money.household))]
+    assert reads(api) == [("/replay/aggregates/{aggregate_id}", str(money.household)),
+                          ("/replay/aggregates/{aggregate_id}", str(money.township_account)),
+                          ("/replay/aggregates/{aggregate_id}", str(money.household))]
 
 
 def test_replay_of_an_aggregate_refusals_name_the_field(api: Any, money: Money) -> None:

@@ -135,8 +135,11 @@ def test_a_signed_application_is_recorded_and_its_retry_is_not(client: TestClien
     command = village.applied("H1")
     first = client.post("/commands", json=command, headers={"Idempotency-Key": "k-1"})
     assert first.status_code == 201
-    assert first.json() == {"step": "Household.Applied",
-                            "subject": str(Household.create_id("H1")), "recorded": True}
+    answer = first.json()
+    receipt = answer.pop("receipt")  # what it proves: tests/test_receipts.py
+    assert answer == {"step": "Household.Applied",
+                      "subject": str(Household.create_id("H1")), "recorded": True}
+    assert receipt["checkpoint"] is not None and len(receipt["entries"]) == 1
     assert first.headers["Idempotency-Key"] == "k-1"
     assert first.headers["Location"] == f"/households/{Household.create_id('H1')}"
     events = events_in_store(client)

@@ -27,9 +27,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "runtime": {"domain", "store", "audit", "inspection", "projections"},
     "access": {"domain", "store"},
     "demo": {"domain", "store", "inspection"},
-    "api": {"domain", "store", "audit", "inspection", "projections", "runtime", "access"},
+    "console": {"domain", "store", "audit", "inspection", "projections", "runtime", "access"},
+    "api": {"domain", "store", "audit", "inspection", "projections", "runtime", "access",
+            "console"},
     "cli": {"domain", "store", "audit", "inspection", "projections", "runtime", "access",
-            "api", "demo"},
+            "console", "api", "demo"},
 }
 # api, cli and demo sit on top: nothing imports them, but for the program's entry point,
 # whose `serve` verb starts the HTTP API and whose `demo` verb loads the demo county.

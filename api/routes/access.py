@@ -1,4 +1,5 @@
-"""Who looked at what: the access log of audited reads, for administrators."""
+"""Who looked at what: the access log of every read of personal or money data, by any
+role (``access.reads``), for administrators, each within their own jurisdiction."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ def get_access_log(
         subject_id: Annotated[str | None, Query(max_length=64)] = None,
         token_id: Annotated[str | None, Query(max_length=32)] = None,
         role: Annotated[ApiRole | None, Query()] = None) -> Any:
-    """Reads of household data by inspectors and reviewers, within the caller's jurisdiction."""
+    """Reads of personal or money data (households, accounts, projects, officials, cases,
+    flags, regions' figures, log records) by every role, one entry per subject shown, about
+    subjects within the caller's jurisdiction."""
     items = request.app.state.access_log.page(
         admin, after=after, limit=limit, subject_id=subject_id, token_id=token_id,
         role=role.value if role else None)

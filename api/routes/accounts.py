@@ -1,7 +1,9 @@
 """Fund accounts (扶贫资金账户) and their money movements; opening one is an admin verb.
 
 Movements (收到, 下达, 拨付, 追回, 冲正) are signed steps sent through ``POST /commands``;
-an account's events are its movements, each with its three signatures.
+an account's events are its movements, each with its three signatures.  Every account
+shown, and every household or project paid in the movements shown, is recorded in the
+access log.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from access.reads import Read
 from api.deps import (
     Admin,
     App,
@@ -23,7 +26,9 @@ from api.deps import (
     Reader,
     RegionFilter,
     list_scope,
+    payee_reads,
     readable,
+    record_reads,
     region_within,
 )
 from api.schemas import ACCOUNT_ID, READ_PROBLEMS, WRITE_PROBLEMS, Created, EventOut, Page
@@ -80,20 +85,27 @@ def account_to_open(account: AccountIn, admin: Admin, app: App) -> AccountIn:
 
 
 @router.get("/accounts", response_model=Page[AccountSummary], responses=READ_PROBLEMS)
-def list_accounts(reader: Reader, app: App, directory: Dir, paging: Paging,
+def list_accounts(request: Request, reader: Reader, app: App, directory: Dir, paging: Paging,
                   region: RegionFilter = None) -> Any:
     """Accounts within a region's subtree (default: the token's jurisdiction)."""
     level, code = list_scope(reader, app, region)
     items, next_offset = paging.of(directory.accounts_within(level, code))
-    return {"items": [account_summary(app.load(FundAccount, aid)) for aid in items],
+    accounts = [app.load(FundAccount, aid) for aid in items]
+    record_reads(request, reader, [Read("account", str(a.id), dict(a.region_path))
+                                   for a in accounts])
+    return {"items": [account_summary(a) for a in accounts],
             "limit": paging.limit, "offset": paging.offset, "next_offset": next_offset}
 
 
 @router.get("/accounts/{account_id}", response_model=AccountOut, responses=READ_PROBLEMS)
-def get_account(account: Annotated[FundAccount, Depends(account_by_id)], app: App,
-                events_after: EventsAfter = 0, events_limit: EventsLimit = EVENTS_PAGE) -> Any:
-    """An account, its balances and its money movements (a page of them)."""
-    return account_view(app, account, events_after, events_limit)
+def get_account(account: Annotated[FundAccount, Depends(account_by_id)], request: Request,
+                reader: Reader, app: App, events_after: EventsAfter = 0,
+                events_limit: EventsLimit = EVENTS_PAGE) -> Any:
+    """An account, its balances and its money movements (a page of them); the households
+    and projects paid in that page are recorded in the access log with the account."""
+    view = account_view(app, account, events_after, events_limit)
+    record_reads(request, reader, payee_reads(app, [e["fields"] for e in view["events"]]))
+    return view
 
 
 @router.post("/accounts", response_model=Created, status_code=201,

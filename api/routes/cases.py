@@ -2,11 +2,16 @@
 
 Inspectors write cases (``CaseWriter``), within their jurisdiction (the case's region; a
 recovery order's accounts too); what a case records is the inspector's decision, so
-``recorded_by`` is the caller's token (name, role, token id), never the body.  Anyone may
-read within their jurisdiction; every case an inspector or reviewer is shown — one case,
-a page of cases, the cases behind a recovery total or a rectification list, a report —
-is recorded in the access log.  Money is integer fen; reads come from the read models
-(``projections.cases``), caught up with the log first.
+``recorded_by`` is the caller's token (name, role, token id), never the body.  A case's
+number follows ``domain.case.CASE_NO_PATTERN``; each piece of evidence and each flag it
+names must lie within the case's region subtree (located here, held to
+``domain.case.check_within_case``: 422 ``EvidenceOutsideCase``; an unknown reference is
+404 ``NotFound``), its dates within ``domain.limits``' windows.  Anyone may read within
+their jurisdiction; whoever reads, the access log records every case shown — one case, a
+page of cases, the cases behind a recovery total or a rectification list, a report — and
+the officials, accounts, households, units and regions a recovery total, a
+rectification list or an official's actions show.  Money is integer fen; reads come from
+the read models (``projections.cases``), caught up with the log first.
 
 Why one file: the case routes share one writer (``CaseWriter``) and its jurisdiction
 checks; each route is a few lines over it.
@@ -28,21 +33,38 @@ from api.deps import (
     IdempotentWrite,
     Reader,
     RegionFilter,
+    any_aggregate,
     list_scope,
+    payee_reads,
+    reads_of,
     record_reads,
     region_path_of,
     region_within,
+    subject_of,
 )
 from access.roles import Principal, check_covers
-from api.routes.traces import ReadModels
+from api.routes.traces import ReadModels, read_models
 from api.schemas import ACCOUNT_ID, OFFICIAL_ID, READ_PROBLEMS, WRITE_PROBLEMS, IsoDate
 from inspection import reports
 from projections.read_side import ReadSide
 from domain.application import Zhuisu
-from domain.case import AccountabilityAction, Basis, Case, CaseType, EvidenceKind
+from domain.case import (
+    CASE_NO_PATTERN,
+    AccountabilityAction,
+    Basis,
+    Case,
+    CaseType,
+    EvidenceKind,
+    check_within_case,
+    evidence_item,
+)
+from domain.errors import NotFound
 from domain.fund_account import FundAccount
+from domain.household import Household
 from domain.official import Official
+from domain.region import RegionPath, Unit
 from projections import case_queries as cq
+from projections import flags as flag_queries
 
 router = APIRouter(tags=["cases"])
 
@@ -101,7 +123,8 @@ class CaseIn(BaseModel):
                       "note": "虚报产业补助"}],
         "flag_ids": [f"PAY_REMOVED:{MOVEMENT_ID}"], "suspend_policies": ["hh_industry"]}]})
 
-    case_no: str = Field(min_length=1, max_length=128, pattern=r"^[^/\x00-\x1f]+$")
+    case_no: str = Field(min_length=1, max_length=64, pattern=CASE_NO_PATTERN, description=(
+        "the case number (案号): 1 to 64 letters, digits, '-', '_' and 〔〕"))
     case_type: CaseType
     title: str = text_field()
     region_code: str = Field(min_length=1, max_length=64)
@@ -356,6 +379,100 @@ def case_in_jurisdiction(principal: Principal, app: Zhuisu, case_no: str) -> Cas
     return case
 
 
+# where evidence lies (for domain.case.check_within_case) ------------------------------------
+def _aggregate(app: Zhuisu, cls: type, ref: Any, field: str) -> Any:
+    found = any_aggregate(app, ref, field)
+    if not isinstance(found, cls):
+        raise NotFound(f"{ref} is not a {cls.__name__}", field=field)
+    return found
+
+
+def payment_path(app: Zhuisu, account: FundAccount, movement_id: str,
+                 field: str) -> RegionPath:
+    """Where a movement lies: a payment's payee (the household's village, the project's
+    region, a supplier's project); any other movement, its account's region."""
+    m = account.movements.get(str(movement_id))
+    if m is None:
+        raise NotFound(f"no movement {movement_id} on account {account.id}", field=field)
+    payee = m.get("payee_id") if m.get("payee_kind") in ("household", "project") \
+        else m.get("project_id")
+    if payee:
+        try:
+            return subject_of(app, any_aggregate(app, payee, field)).region_path
+        except NotFound:
+            pass
+    return dict(account.region_path)
+
+
+def event_path(app: Zhuisu, position: int, field: str) -> RegionPath:
+    """Where the event at a log position lies: its aggregate's region; a money event's,
+    the payment it is or corrects."""
+    found = app.recorder.select_notifications(start=position, limit=1)
+    if not found or found[0].id != position:
+        raise NotFound(f"no event at log position {position}", field=field)
+    aggregate = any_aggregate(app, found[0].originator_id, field)
+    if isinstance(aggregate, FundAccount):
+        e = app.mapper.to_domain_event(found[0])
+        mid = getattr(e, "of_movement_id", None) or getattr(e, "movement_id", None)
+        if mid is not None and str(mid) in aggregate.movements:
+            return payment_path(app, aggregate, str(mid), field)
+    return subject_of(app, aggregate).region_path
+
+
+def check_evidence(app: Zhuisu, principal: Principal, region_path: RegionPath,
+                   items: list[EvidenceIn], flag_ids: list[str], field: str) -> None:
+    """Every reference a case step names lies within the case's region subtree (a
+    document has no region); an unknown one is ``NotFound``."""
+    db = None
+    for i, raw in enumerate(items):
+        at = f"{field}[{i}]"
+        item = evidence_item(raw.model_dump(mode="json", exclude_none=True), at)
+        kind, ref, where = item["kind"], item["ref"], f"{at}.ref"
+        if kind == "document":
+            continue
+        if kind == "event":
+            path = event_path(app, ref, where)
+        elif kind == "payment":
+            account = _aggregate(app, FundAccount, item["account_id"], f"{at}.account_id")
+            path = payment_path(app, account, ref, where)
+        elif kind == "flag":
+            db = db or read_models(principal, app)
+            path = _flag_path(db, ref, where)
+        else:
+            cls = {"household": Household, "official": Official, "account": FundAccount}[kind]
+            path = subject_of(app, _aggregate(app, cls, ref, where)).region_path
+        check_within_case(region_path, f"{kind} {ref}", path, where)
+    for i, flag_id in enumerate(flag_ids):
+        db = db or read_models(principal, app)
+        where = f"flag_ids[{i}]"
+        check_within_case(region_path, f"flag {flag_id}", _flag_path(db, flag_id, where), where)
+
+
+def _flag_path(db: Any, flag_id: str, field: str) -> RegionPath:
+    try:
+        return flag_queries.get_flag(db, flag_id).get("region_path") or {}
+    except NotFound as exc:
+        raise NotFound(f"no flag {flag_id}", field=field) from exc
+
+
+# what reads show ----------------------------------------------------------------------------
+def outstanding_reads(app: Zhuisu, found: dict) -> list[Read]:
+    """What a recovery total shows besides its cases: the officials, units or regions it
+    groups by, or each payment's account and payee."""
+    items, by = found["items"], found["by"]
+    if by == "official":
+        return reads_of(app, Official, [e["official_id"] for e in items])
+    if by == "unit":
+        return reads_of(app, Unit, [Unit.create_id(e["unit_code"]) for e in items
+                                    if e.get("unit_code")])
+    if by == "region":
+        return [Read("region", e["region_code"], e["region_path"]) for e in items]
+    if by == "payment":
+        return [*reads_of(app, FundAccount, [e["account_id"] for e in items]),
+                *payee_reads(app, items)]
+    return []
+
+
 def record_cases(request: Request, principal: Principal, found: Iterable[dict]) -> None:
     """Record the cases shown (``case_id`` and ``region_path`` of each) in the access log."""
     seen: dict[str, dict] = {}
@@ -393,7 +510,8 @@ def file_response(data: bytes, fmt: str, name: str) -> Response:
                               "case; nothing new stored"}, **WRITE_PROBLEMS})
 def open_case(body: CaseIn, inspector: CaseWriter, app: App, response: Response) -> Any:
     """立案: open a case in a region of the caller's jurisdiction (inspectors)."""
-    region_within(inspector, app, body.region_code, "region_code")
+    region = region_within(inspector, app, body.region_code, "region_code")
+    check_evidence(app, inspector, region.path, body.evidence, body.flag_ids, "evidence")
     result = app.open_case(
         case_no=body.case_no, case_type=body.case_type.value, title=body.title,
         region_code=body.region_code, effective_date=body.effective_date,
@@ -416,9 +534,10 @@ def case_step(case_no: CaseNo, inspector: CaseWriter, app: App, response: Respon
     """One step of a case: link_evidence, add_person, record_finding,
     impose_accountability, add_rectification_item, complete_rectification_item, rectify
     (lifts the case's policy suspension), close."""
-    case_in_jurisdiction(inspector, app, case_no)
+    case = case_in_jurisdiction(inspector, app, case_no)
     fields = step.model_dump(mode="json", exclude={"step"})
     if isinstance(step, LinkEvidence):
+        check_evidence(app, inspector, case.region_path, step.items, [], "items")
         fields["items"] = [e.model_dump(mode="json", exclude_none=True) for e in step.items]
     result = app.case_step(case_no, step.step, **fields, recorded_by=recorded_by(inspector))
     response.status_code = 201 if result["recorded"] else 200
@@ -492,6 +611,7 @@ def outstanding(request: Request, reader: Reader, app: App, db: ReadModels,
     _, code = list_scope(reader, app, region)
     found = cq.outstanding_recovery(db, by=by, region_code=code)
     record_cases_named(request, reader, db, {c for e in found["items"] for c in e["cases"]})
+    record_reads(request, reader, outstanding_reads(app, found))
     return found
 
 
@@ -506,6 +626,8 @@ def rectification_items(request: Request, reader: Reader, app: App, db: ReadMode
     found = cq.rectification_items(db, overdue_only=overdue_only, as_of=as_of,
                                    region_code=code, limit=limit)
     record_cases(request, reader, found["items"])
+    record_reads(request, reader, reads_of(app, Official, [
+        (i.get("official") or {}).get("official_id") for i in found["items"]]))
     return found
 
 
@@ -523,4 +645,5 @@ def accountability_actions(request: Request, reader: Reader, app: App, db: ReadM
         check_covers(reader, app.region(official.region_code).path,
                      f"official {official_id}", "official_id")
     record_cases(request, reader, [*found["actions"], *found["cases"]])
+    record_reads(request, reader, reads_of(app, Official, [official_id]))
     return found

@@ -34,6 +34,8 @@ CREATION_REGION = {"Household.Applied": "village_code", "Project.Approved": "reg
 class SignatureIn(BaseModel):
     """One official's signature over the step (see ``domain.signing`` for the exact bytes)."""
 
+    model_config = ConfigDict(extra="forbid")  # an unknown field is refused, named
+
     official_id: str = Field(min_length=1, max_length=64)
     role: Role
     key_id: str = Field(min_length=1, max_length=64)
@@ -41,9 +43,10 @@ class SignatureIn(BaseModel):
 
 
 class CommandIn(BaseModel):
-    """A signed command envelope: ``content`` is exactly what every signer signed."""
+    """A signed command envelope: ``content`` is exactly what every signer signed.  A field
+    other than these four is refused (422 naming it), as an unknown content field is."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "step": "Household.Applied", "subject": HOUSEHOLD_ID, "content": APPLIED_CONTENT,
         "signatures": [SIGNATURE]}]})
 
@@ -54,20 +57,48 @@ class CommandIn(BaseModel):
     signatures: list[SignatureIn] = Field(max_length=10)
 
 
+RECEIPT_EXAMPLE = {
+    "type": "zhuisu-receipt/v1", "checkpoint_id": 386,
+    "checkpoint": "zhuisu.example/log\n1208\nYdAP6f08…=\ntime 2026-11-23T16:47:39Z\n\n"
+                  "— zhuisu.example/log b74GqDYg…5QE=\n",
+    "entries": [{"position": 1208, "leaf_index": 1207, "record": "AQAAAAAAAAS4…",
+                 "proof": ["q0e3…=", "…"]}]}
+
+
 class CommandResult(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"step": "Household.Applied", "subject": HOUSEHOLD_ID, "recorded": True}]})
+        {"step": "Household.Applied", "subject": HOUSEHOLD_ID, "recorded": True,
+         "receipt": RECEIPT_EXAMPLE}]})
 
     step: str
     subject: str
     recorded: bool = Field(description="false: an exact retry of a step already recorded")
+    receipt: dict[str, Any] | None = Field(None, description=(
+        "when recorded: the log positions of the stored events under a checkpoint signed "
+        "after them, each with its inclusion proof (zhuisu-receipt/v1, audit/proofs.py); "
+        "keep it and check it offline with `zhuisu verify-proof FILE --key VKEY`.  "
+        "`checkpoint` null: pending, fetch each proof from GET /log/proofs/inclusion?position=N "
+        "(see `fetch`).  Every write route that stores events adds one to its answer."))
 
 
 class SignerRule(BaseModel):
+    """One way a role may be signed: by an official holding one of ``positions`` in the
+    subject's region at ``level`` (for a household payment, the household's region).  The
+    authoriser checks exactly these rule objects (``domain.positions``)."""
+
     role: str
-    level: str = Field(description="region level of the signer's position; 'account' = the "
-                                   "account's own level")
-    positions: list[str] = Field(description="position kinds that grant this role")
+    level: str = Field(description="region level of the signer's position")
+    positions: list[str] = Field(description="position kinds that may sign in this role here")
+    account_level: str | None = Field(None, description="money steps: the entry holds for "
+                                      "accounts of this level (signed at the account's level)")
+    payee_kind: str | None = Field(None, description="the entry holds only for payments to "
+                                   "this kind of payee (村账乡代管: a township account's "
+                                   "household payment, prepared by the village's 报账员)")
+
+
+class CreationSubject(BaseModel):
+    kind: str = Field(description="GET /ids/{kind}/{code} gives the id")
+    code_field: str = Field(description="the content field holding the code")
 
 
 class StepOut(BaseModel):
@@ -82,6 +113,9 @@ class StepOut(BaseModel):
     fields: list[str] = Field(description="every field must be present in content (null where "
                                           "it does not apply): content is signed exactly")
     signers: list[SignerRule]
+    subject: CreationSubject | None = Field(
+        None, description="creation steps: the subject (signed like any other) is the id "
+                          "derived from a code in the content: GET /ids/{kind}/{code}")
 
 
 def command_region(app: Zhuisu, step: str, subject: str | None,
@@ -122,7 +156,10 @@ def post_command(command: Annotated[CommandIn, Depends(command_in_jurisdiction)]
     return result
 
 
-@router.get("/steps", response_model=dict[str, StepOut], responses=problem_responses(401, 403))
+@router.get("/steps", response_model=dict[str, StepOut], response_model_exclude_none=True,
+            responses=problem_responses(401, 403))
 def get_steps(_: Reader) -> Any:
-    """The step catalogue: each step's content fields and who signs it at which level."""
+    """The step catalogue: each step's content fields and who signs it in which role at
+    which level (money steps: per account level, and the payee kinds an entry is for only).
+    Derived from the rules the signatures are checked against, so what it lists is accepted."""
     return step_catalogue()

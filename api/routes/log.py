@@ -5,21 +5,36 @@ checks offline that an event is in the log and that the log only grew
 (``zhuisu verify-proof``, ``audit.proofs``).  Signing a checkpoint or rotating the key is
 an administrator's act; reading checkpoints, proofs and the full verification is for any
 reader.
+
+An inclusion proof's record is the stored event itself (a household's names and income,
+a payment): it goes only to a token whose jurisdiction covers the event's subject (the
+aggregate's region, ``api.deps.subject_of``), and that read is recorded in the access log.
+Any other reader gets the same proof with the leaf hash in place of the record
+(``zhuisu-leaf-inclusion-proof/v1``): enough to check that *some* leaf is in the signed
+tree, nothing of what it says.  Checkpoints, consistency proofs and the public key hold
+no record and stay open to every reader (witnesses).
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any
 from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Admin, Reader, public
+from access.reads import Read
+from access.roles import Principal
+from api.deps import Admin, App, Reader, public, record_reads, subject_of
 from api.schemas import READ_PROBLEMS, WRITE_PROBLEMS
 from audit import log, proofs
+from audit.merkle import hash_leaf
+from audit.records import decode_record
 from audit.store import AuditStore
 from audit.verify import verify_log
 from domain.errors import InvalidInput
@@ -123,8 +138,37 @@ async def rotate_key(audit: Audit, _: Admin) -> Any:
     return _checkpoint(await run_in_threadpool(log.rotate_log_key, audit))
 
 
+LEAF_INCLUSION = "zhuisu-leaf-inclusion-proof/v1"
+
+
+def disclosed(request: Request, reader: Principal, app: Any, bundle: dict[str, Any]
+              ) -> dict[str, Any]:
+    """The bundle as is, its record's read recorded, if the reader's jurisdiction covers
+    the event's subject; otherwise the proof with the leaf hash (SHA-256(0x00‖record)) in
+    place of the record.  Check it with the checkpoint's signature and RFC 9162 inclusion
+    of ``leaf_hash`` at ``leaf_index`` (``audit.checkpoints.verify_checkpoint``,
+    ``audit.merkle.verify_inclusion``)."""
+    record = base64.b64decode(bundle["record"])
+    stored = decode_record(record)
+    try:
+        aggregate = app.repository.get(UUID(stored.originator_id.decode()),
+                                       deepcopy_from_cache=False)
+        subject = subject_of(app, aggregate)
+    except (AggregateNotFoundError, ValueError):  # a row no aggregate answers to: no region
+        subject = Read("event", str(stored.position), {})
+    if reader.covers(subject.region_path):
+        record_reads(request, reader, [subject])
+        return bundle
+    return {"type": LEAF_INCLUSION, "checkpoint": bundle["checkpoint"],
+            "leaf_index": bundle["leaf_index"],
+            "leaf_hash": base64.b64encode(hash_leaf(record)).decode(),
+            "proof": bundle["proof"],
+            "record_withheld": f"the event's subject lies outside the token's jurisdiction "
+                               f"({reader.jurisdiction}): only its leaf hash is shown"}
+
+
 @router.get("/proofs/inclusion", responses=READ_PROBLEMS)
-def inclusion_proof(audit: Audit, _: Reader,
+def inclusion_proof(request: Request, audit: Audit, app: App, reader: Reader,
                     position: Annotated[int | None, Query(ge=1, le=2**62, description=
                                         "the event's notification id")] = None,
                     originator_id: Annotated[UUID | None, Query(description=
@@ -133,10 +177,15 @@ def inclusion_proof(audit: Audit, _: Reader,
                                                          description="… and version")] = None,
                     checkpoint_id: Annotated[int | None, Query(ge=1, le=2**62, description=
                                              "default: the latest")] = None) -> Any:
-    """Proof bundle that one event is in a signed checkpoint (verify offline)."""
-    return log.prove_inclusion(audit, position=position,
-                               originator_id=None if originator_id is None else str(originator_id),
-                               version=version, checkpoint_id=checkpoint_id)
+    """Proof bundle that one event is in a signed checkpoint (verify offline).  The event's
+    record is in it only for a token whose jurisdiction covers the event's subject (the
+    read is recorded in the access log); others get its leaf hash in its place
+    (``zhuisu-leaf-inclusion-proof/v1``)."""
+    bundle = log.prove_inclusion(audit, position=position,
+                                 originator_id=None if originator_id is None
+                                 else str(originator_id),
+                                 version=version, checkpoint_id=checkpoint_id)
+    return disclosed(request, reader, app, bundle)
 
 
 @router.get("/proofs/consistency", responses=READ_PROBLEMS)
@@ -167,10 +216,17 @@ def verify_proof(body: Annotated[VerifyProofIn, Body()], _: Reader) -> Any:
 
 
 @router.get("/verify", responses=READ_PROBLEMS)
-async def verify(audit: Audit, _: Reader) -> Any:
-    """Recompute the whole log and hold it against the stored tree and every checkpoint:
-    OK, or the first position that differs and what kind of change it is."""
-    return (await run_in_threadpool(verify_log, audit)).to_dict()
+async def verify(audit: Audit, _: Reader,
+                 signatures: Annotated[bool, Query(description=
+                                       "also re-verify every stored signature (slower)")]
+                 = False) -> Any:
+    """Recompute the whole log and hold it against the stored tree, every checkpoint (with
+    log keys trusted from the server's log key file, not the store's rows), the key
+    history and every snapshot: OK, or the first position that differs and what kind of
+    change it is.  A record the tree stopped before (its signatures do not hold) is
+    reported as a ``signature`` finding."""
+    return (await run_in_threadpool(
+        lambda: verify_log(audit, signatures=signatures))).to_dict()
 
 
 def _int(text: str, field: str) -> int:

@@ -4,8 +4,9 @@ inspection summary out.
 A survey (群众满意度调查) is recorded by an inspector or an administrator on a village,
 township or county of their jurisdiction, ``recorded_by`` the caller's token.  The
 figures of a region and year (``projections.metrics``) and the county report
-(``inspection.reports``, .xlsx or CSV) are read within the jurisdiction; the cases and flags a
-county report shows to an inspector or a reviewer are recorded in the access log.
+(``inspection.reports``, .xlsx or CSV) are read within the jurisdiction; whoever reads
+them, the access log records the region whose figures are shown and the cases and flags
+a county report shows.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from access.reads import Read
-from api.deps import App, IdempotentWrite, Reader, SurveyWriter, record_reads, region_within
+from api.deps import (
+    App,
+    IdempotentWrite,
+    Reader,
+    SurveyWriter,
+    record_reads,
+    region_within,
+)
 from api.routes.cases import FILE_RESPONSES, AsOf, Format, file_response, recorded_by
 from api.routes.traces import ReadModels
 from api.schemas import READ_PROBLEMS, WRITE_PROBLEMS, IsoDate
@@ -119,14 +127,17 @@ def record_survey(code: RegionCode, body: SurveyIn, caller: SurveyWriter, app: A
 
 
 @router.get("/metrics/{region_code}", response_model=MetricsOut, responses=READ_PROBLEMS)
-def get_metrics(region_code: RegionCode, year: Year, reader: Reader, app: App, db: ReadModels,
+def get_metrics(region_code: RegionCode, year: Year, request: Request, reader: Reader, app: App,
+                db: ReadModels,
                 relapse_window_days: Annotated[int, Query(ge=0, le=3650)] = RELAPSE_WINDOW_DAYS
                 ) -> Any:
     """三率一度 of a region's subtree in a year: poverty incidence, wrong-exit rate,
     missed-registration rate and satisfaction, each with numerator, denominator and
     whether it meets the national threshold; and the same for each child region."""
-    region_within(reader, app, region_code, "region_code")
-    return metrics(db, region_code, year, relapse_window_days=relapse_window_days)
+    region = region_within(reader, app, region_code, "region_code")
+    found = metrics(db, region_code, year, relapse_window_days=relapse_window_days)
+    record_reads(request, reader, [Read("region", region.code, dict(region.path))])
+    return found
 
 
 @router.get("/reports/county/{code}", response_class=Response, responses=FILE_RESPONSES)
@@ -145,5 +156,6 @@ def county_report(code: RegionCode, request: Request, reader: Reader, app: App,
     if region.level is not RegionLevel.COUNTY:
         raise InvalidInput(f"{code} is a {region.level.value}, not a county", field="code")
     report = reports.county_report(ReadSide(db), code, year=year, as_of=as_of, chain_limit=chain_limit)
-    record_reads(request, reader, [Read(kind, sid, path) for kind, sid, path in report.shown])
+    record_reads(request, reader, [Read("region", region.code, dict(region.path)),
+                                   *[Read(kind, sid, path) for kind, sid, path in report.shown]])
     return file_response(reports.render(report, format), format, f"county-{code}")

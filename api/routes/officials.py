@@ -2,7 +2,8 @@
 declared relatives (优亲厚友 checks read those; no view ever shows them).
 
 An official's jurisdiction is the region of their unit; a position's region must lie in
-the administrator's jurisdiction too.
+the administrator's jurisdiction too.  Every official shown (one, or each of a page) is
+recorded in the access log.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from api.deps import (
     RegionFilter,
     list_scope,
     readable,
+    record_reads,
     region_within,
+    subject_of,
 )
 from access.roles import check_covers
 from api.schemas import OFFICIAL_ID, READ_PROBLEMS, WRITE_PROBLEMS, Created, IsoDate, Page
@@ -196,12 +199,14 @@ KeyId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 @router.get("/officials", response_model=Page[OfficialSummary], responses=READ_PROBLEMS)
-def list_officials(reader: Reader, app: App, directory: Dir, paging: Paging,
-                   region: RegionFilter = None) -> Any:
+def list_officials(request: Request, reader: Reader, app: App, directory: Dir,
+                   paging: Paging, region: RegionFilter = None) -> Any:
     """Officials whose unit lies within a region's subtree (default: the token's)."""
     level, code = list_scope(reader, app, region)
     items, next_offset = paging.of(directory.officials_within(level, code))
-    return {"items": [official_summary(app.load(Official, oid)) for oid in items],
+    officials = [app.load(Official, oid) for oid in items]
+    record_reads(request, reader, [subject_of(app, o) for o in officials])
+    return {"items": [official_summary(o) for o in officials],
             "limit": paging.limit, "offset": paging.offset, "next_offset": next_offset}
 
 

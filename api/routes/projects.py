@@ -1,5 +1,7 @@
 """Poverty-alleviation projects (扶贫项目), approved by the county: read them here; their
-steps (approval, beneficiaries, acceptance) go through ``POST /commands``."""
+steps (approval, beneficiaries, acceptance) go through ``POST /commands``.  Every project
+shown, and each beneficiary household of one shown in full, is recorded in the access log.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 
+from access.reads import Read
 from api.deps import (
     App,
     Dir,
@@ -19,9 +22,12 @@ from api.deps import (
     RegionFilter,
     list_scope,
     readable,
+    reads_of,
+    record_reads,
 )
 from api.schemas import READ_PROBLEMS, EventOut, Page
 from projections.aggregates import EVENTS_PAGE, project_summary, project_view
+from domain.household import Household
 from domain.project import Project
 
 router = APIRouter(tags=["projects"], responses=READ_PROBLEMS)
@@ -65,17 +71,24 @@ def project_by_id(project_id: UUID, request: Request, reader: Reader, app: App) 
 
 
 @router.get("/projects", response_model=Page[ProjectSummary])
-def list_projects(reader: Reader, app: App, directory: Dir, paging: Paging,
+def list_projects(request: Request, reader: Reader, app: App, directory: Dir, paging: Paging,
                   region: RegionFilter = None) -> Any:
     """Projects within a region's subtree (default: the token's jurisdiction)."""
     level, code = list_scope(reader, app, region)
     items, next_offset = paging.of(directory.projects_within(level, code))
-    return {"items": [project_summary(app.load(Project, pid)) for pid in items],
+    projects = [app.load(Project, pid) for pid in items]
+    record_reads(request, reader, [Read("project", str(p.id), dict(p.region_path))
+                                   for p in projects])
+    return {"items": [project_summary(p) for p in projects],
             "limit": paging.limit, "offset": paging.offset, "next_offset": next_offset}
 
 
 @router.get("/projects/{project_id}", response_model=ProjectOut)
-def get_project(project: Annotated[Project, Depends(project_by_id)], app: App,
-                events_after: EventsAfter = 0, events_limit: EventsLimit = EVENTS_PAGE) -> Any:
-    """A project, its budget and payments, beneficiaries and signed events."""
-    return project_view(app, project, events_after, events_limit)
+def get_project(project: Annotated[Project, Depends(project_by_id)], request: Request,
+                reader: Reader, app: App, events_after: EventsAfter = 0,
+                events_limit: EventsLimit = EVENTS_PAGE) -> Any:
+    """A project, its budget and payments, beneficiaries and signed events; the
+    beneficiary households are recorded in the access log with the project."""
+    view = project_view(app, project, events_after, events_limit)
+    record_reads(request, reader, reads_of(app, Household, view["beneficiary_household_ids"]))
+    return view

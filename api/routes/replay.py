@@ -12,7 +12,9 @@ that hold the village's money, as of
 
 The meaning of each is in ``projections/replay.py``.  Each answer is a replay of the log
 into a scratch read model, so it costs about a catch-up from zero of the register and the
-balances.  Households shown to an inspector or a reviewer are recorded.
+balances.  Whoever reads them, the access log records what is shown: the village, each
+household of the register page and each account; an aggregate replayed (and any household
+or project its events shown paid).
 """
 
 from __future__ import annotations
@@ -24,8 +26,7 @@ from eventsourcing.application import AggregateNotFoundError
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from access.reads import Read
-from api.deps import App, Paging, Reader, record_reads
+from api.deps import App, Paging, Reader, payee_reads, record_reads, subject_of
 from access.roles import check_covers
 from api.routes.views import (
     BALANCE,
@@ -36,15 +37,12 @@ from api.routes.views import (
     VillageCode,
     VillageViewOut,
     a_village,
+    account_reads,
     with_register_page,
 )
 from api.schemas import HOUSEHOLD_ID, READ_PROBLEMS, IsoDate
 from projections.aggregates import aggregate_view
-from domain.case import Case
 from domain.errors import NotFound
-from domain.household import Household
-from domain.official import Official
-from domain.region import Region, Unit
 from projections import replay as rp
 
 router = APIRouter(tags=["replay"], responses=READ_PROBLEMS)
@@ -97,6 +95,7 @@ def replay_village(
     at = rp.moment(app, as_of=as_of, mode=mode, position=position)
     found = rp.village_as_of(app, code, at, field="code")
     found["village"] = with_register_page(request, reader, region, found["village"], paging)
+    record_reads(request, reader, account_reads(app, found["accounts"]))
     return found
 
 
@@ -126,15 +125,6 @@ class ReplayedAggregateOut(BaseModel):
     events: list[dict[str, Any]] = Field(description="its events up to then, in order")
 
 
-def _region_path(app: Any, aggregate: Any) -> dict[str, str]:
-    """Where an aggregate lies, for the token's jurisdiction."""
-    if isinstance(aggregate, Region):
-        return aggregate.path
-    if isinstance(aggregate, (Official, Unit)):
-        return app.region(aggregate.region_code).path
-    return dict(getattr(aggregate, "region_path", {}) or {})
-
-
 @router.get("/replay/aggregates/{aggregate_id}", response_model=ReplayedAggregateOut,
             response_model_exclude_none=True)
 def replay_aggregate(
@@ -149,16 +139,17 @@ def replay_aggregate(
             "the log up to this notification id"))] = None) -> Any:
     """Any aggregate (household, account, project, official, case, region …) as of a past
     log position or date, with its events up to then.  The subject's region decides the
-    jurisdiction; a household or case shown to an inspector or reviewer is recorded."""
+    jurisdiction; the aggregate shown is recorded in the access log (with any household
+    or project its events shown paid)."""
     try:
         current = app.repository.get(aggregate_id)
     except AggregateNotFoundError as exc:
         raise NotFound(f"no aggregate {aggregate_id}", field="aggregate_id") from exc
-    path = _region_path(app, current)
-    check_covers(reader, path, f"{type(current).__name__} {aggregate_id}", "aggregate_id")
+    subject = subject_of(app, current)
+    check_covers(reader, subject.region_path, f"{type(current).__name__} {aggregate_id}",
+                 "aggregate_id")
     at = rp.moment(app, as_of=as_of, mode=mode, position=position)
     found = aggregate_view(rp.aggregate_as_of(app, aggregate_id, at))
-    kind = {Household: "household", Case: "case"}.get(type(current))
-    if kind is not None:
-        record_reads(request, reader, [Read(kind, str(aggregate_id), path)])
+    record_reads(request, reader, [subject, *payee_reads(
+        app, [e.get("fields") or {} for e in found["events"]])])
     return found

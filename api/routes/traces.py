@@ -3,10 +3,11 @@
 Read from the projections (``projections.chains``), caught up with the log first, so a
 read sees every event stored before it.  The subject of each route decides the
 jurisdiction: a movement's account, a household, the account or household of a signed
-event, an official's region.  Households a trace or chain shows to an inspector or a
-reviewer are recorded in the access log (the payee of a payment, a trace's payees, the
-households in an official's liability).  Long lists are cut at ``limit``; their counts
-and sums are always whole.
+event, an official's region.  What a trace or chain shows is recorded in the access log,
+whoever reads it: the movement's account and each household or project paid (a trace,
+a payment's chain), the household (its money, its chain), the event's subject (an
+event's chain), the official and each household in their liability.  Long lists are cut
+at ``limit``; their counts and sums are always whole.
 """
 
 from __future__ import annotations
@@ -15,13 +16,21 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
 from access.reads import Read
-from api.deps import App, Reader, record_reads, region_path_of
+from api.deps import (
+    App,
+    Reader,
+    any_aggregate,
+    payee_reads,
+    reads_of,
+    record_reads,
+    region_path_of,
+    subject_of,
+)
 from access.roles import Principal, check_covers
 from api.routes.households import household_by_id
 from api.schemas import ACCOUNT_ID, HOUSEHOLD_ID, OFFICIAL_ID, READ_PROBLEMS, IsoDate
@@ -86,13 +95,14 @@ def movement_account(db: Engine, reader: Principal, app: Zhuisu, movement_id: st
 
 
 def record_households(request: Request, reader: Principal, app: Zhuisu,
-                      household_ids: Iterable[str | None]) -> None:
-    """Record the households shown to an audited reader (no-op for others)."""
-    if not reader.audited("household"):
-        return
-    reads = [Read("household", hid, region_path_of(app, Household, hid, "household_id"))
-             for hid in dict.fromkeys(h for h in household_ids if h)]
-    record_reads(request, reader, reads)
+                      household_ids: Iterable[str | None], *also: Read) -> None:
+    """Record ``also`` and the households shown in the access log."""
+    record_reads(request, reader, [*also, *reads_of(app, Household, household_ids)])
+
+
+def account_read(app: Zhuisu, account_id: str) -> Read:
+    return Read("account", account_id,
+                region_path_of(app, FundAccount, account_id, "movement_id"))
 
 
 # models ---------------------------------------------------------------------------------------
@@ -320,8 +330,8 @@ def trace_down(request: Request, reader: Reader, app: App, db: ReadModels,
     account = movement_account(db, reader, app, movement_id, account_id,
                                ("allocated", "received"), "allocation or receipt")
     trace = chains.money_down(db, movement_id, account, limit=limit)
-    record_households(request, reader, app, [p["payee_id"] for p in trace["payees"]
-                                             if p["payee_kind"] == "household"])
+    record_reads(request, reader, [account_read(app, account),
+                                   *payee_reads(app, trace["payees"])])
     return trace
 
 
@@ -333,9 +343,8 @@ def trace_up(request: Request, reader: Reader, app: App, db: ReadModels,
     account = movement_account(db, reader, app, movement_id, account_id,
                                ("disbursed", "allocated"), "payment or allocation")
     trace = chains.money_up(db, movement_id, account)
-    moved = trace["movement"]
-    record_households(request, reader, app, [moved.get("payee_id")]
-                      if moved.get("payee_kind") == "household" else [])
+    record_reads(request, reader, [account_read(app, account),
+                                   *payee_reads(app, [trace["movement"]])])
     return trace
 
 
@@ -356,10 +365,10 @@ def event_chain(request: Request, reader: Reader, app: App, db: ReadModels,
     signed under and the key used.  The subject is the event's household, account or
     project."""
     chain = chains.event_chain(db, log_position)
-    path = region_path_of(app, Aggregate, chain["originator_id"], "log_position")
-    check_covers(reader, path, f"the event at log position {log_position}", "log_position")
-    kind = chain["step"].partition(".")[0].lower()  # household, case, … (audited or not)
-    record_reads(request, reader, [Read(kind, chain["originator_id"], path)])
+    subject = subject_of(app, any_aggregate(app, chain["originator_id"], "log_position"))
+    check_covers(reader, subject.region_path, f"the event at log position {log_position}",
+                 "log_position")
+    record_reads(request, reader, [subject])
     return chain
 
 
@@ -381,7 +390,8 @@ def payment_chain(request: Request, reader: Reader, app: App, db: ReadModels,
                                "payment")
     chain = chains.payment_chain(db, movement_id, account)
     payee = chain["payee"] or {}
-    record_households(request, reader, app, [payee.get("household_id")])
+    record_households(request, reader, app, [payee.get("household_id")],
+                      account_read(app, account))
     return chain
 
 
@@ -403,13 +413,13 @@ def official_liability(
     if date_from is not None and date_to is not None and date_from > date_to:
         raise InvalidInput(f"is before from ({date_from.isoformat()})", field="to")
     official = app.load(Official, official_id, "official_id")
-    check_covers(reader, app.region(official.region_code).path, f"official {official.code}",
-                 "official_id")
+    subject = subject_of(app, official)
+    check_covers(reader, subject.region_path, f"official {official.code}", "official_id")
     found = chains.official_liability(db, str(official_id), date_from=date_from,
                                       date_to=date_to, limit=limit)
     later = found["later"]
     shown = [*found["households_approved"]["items"], *found["exits_approved"]["items"],
              *[item for name, part in later.items() if name != "flagged"
                for item in part["items"]]]
-    record_households(request, reader, app, [i.get("household_id") for i in shown])
+    record_households(request, reader, app, [i.get("household_id") for i in shown], subject)
     return found

@@ -1,11 +1,13 @@
 """Read-model views: a village and its exit readiness, balances, and the projections' lag.
 
 ``GET /villages/{code}`` is the village view (贫困村出列): households by status, poverty
-incidence, the exit criteria, and the register page by page (each household shown to an
-inspector or a reviewer is recorded).  ``GET /balances`` and ``GET /balances/summary``
-are the accounts of a region's subtree and their totals (``as_of`` counts idle days,
-资金滞留, up to a date; balances as of a past date are ``GET /replay/villages/…``).
-``GET /projections/lag`` is how far each projection is behind the log.
+incidence, the exit criteria, and the register page by page.  ``GET /balances`` and
+``GET /balances/summary`` are the accounts of a region's subtree and their totals
+(``as_of`` counts idle days, 资金滞留, up to a date; balances as of a past date are
+``GET /replay/villages/…``).  ``GET /projections/lag`` is how far each projection is
+behind the log.  Whoever reads them, the access log records the village and each
+household of the register page shown, each account whose balance is shown, and the
+region whose totals are shown.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from api.deps import (
     RegionFilter,
     list_scope,
     record_reads,
+    region_path_at,
     region_within,
 )
 from access.roles import Principal
@@ -204,10 +207,28 @@ class SummaryOut(BaseModel):
     by_purpose: list[ByPurpose]
 
 
+class FailedEvent(BaseModel):
+    """A stored event a projection could not take (its aggregate is in the server's log,
+    not here: this view shows log positions only)."""
+
+    position: int = Field(description="the event's notification id")
+    step: str = Field(description="its type, e.g. FundAccount.Disbursed")
+    error: str = Field(description="why the projection could not take it")
+
+
 class Lag(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "position": 15754, "head": 15754, "lag": 0, "failed": 1, "failures": [{
+            "position": 118, "step": "FundAccount.Disbursed",
+            "error": "OverflowError: date value out of range"}]}]})
+
     position: int = Field(description="the last notification id the projection has taken in")
     head: int = Field(description="the last notification id in the log")
     lag: int
+    failed: int = Field(0, description="stored events the projection could not take and went "
+                                       "past (each is logged)")
+    failures: list[FailedEvent] = Field(default_factory=list,
+                                        description="the latest of them, newest first")
 
 
 # helpers --------------------------------------------------------------------------------------
@@ -221,12 +242,20 @@ def a_village(reader: Principal, app: Zhuisu, code: str, field: str) -> Region:
 
 def with_register_page(request: Request, reader: Principal, region: Region, view: dict,
                        paging: PageParams) -> dict[str, Any]:
-    """The view with one page of its register; each household shown is recorded."""
+    """The view with one page of its register; the village and each household shown are
+    recorded."""
     items, next_offset = paging.of(view["register"])
-    record_reads(request, reader, [Read("household", e["household_id"], region.path)
-                                   for e in items])
+    record_reads(request, reader, [Read("region", region.code, dict(region.path)),
+                                   *[Read("household", e["household_id"], dict(region.path))
+                                     for e in items]])
     return {**view, "register": {"items": items, "limit": paging.limit,
                                  "offset": paging.offset, "next_offset": next_offset}}
+
+
+def account_reads(app: Zhuisu, balances: list[dict[str, Any]]) -> list[Read]:
+    """The accounts whose balances are shown (rows of ``queries.balances``)."""
+    paths = {code: region_path_at(app, code) for code in {b["region_code"] for b in balances}}
+    return [Read("account", b["account_id"], paths[b["region_code"]]) for b in balances]
 
 
 VillageCode = Annotated[str, Path(min_length=1, max_length=64, examples=["522625100001"],
@@ -246,7 +275,7 @@ def village_view(request: Request, reader: Reader, app: App, db: ReadModels, cod
 
 
 @router.get("/balances", response_model=Page[AccountBalance])
-def balances(reader: Reader, app: App, db: ReadModels, paging: Paging,
+def balances(request: Request, reader: Reader, app: App, db: ReadModels, paging: Paging,
              region: RegionFilter = None,
              fund_source: Annotated[FundSource | None, Query(description="only this fund "
                                                              "source")] = None,
@@ -258,25 +287,29 @@ def balances(reader: Reader, app: App, db: ReadModels, paging: Paging,
                             fund_source=fund_source.value if fund_source else None,
                             as_of=as_of)
     items, next_offset = paging.of(rows)
+    record_reads(request, reader, account_reads(app, items))
     return {"items": items, "limit": paging.limit, "offset": paging.offset,
             "next_offset": next_offset}
 
 
 @router.get("/balances/summary", response_model=SummaryOut)
-def balance_summary(reader: Reader, app: App, db: ReadModels, region: RegionFilter = None,
-                    as_of: AsOf = None) -> Any:
+def balance_summary(request: Request, reader: Reader, app: App, db: ReadModels,
+                    region: RegionFilter = None, as_of: AsOf = None) -> Any:
     """Totals of a region's subtree (default: the token's region): overall, per fund
     source and per purpose."""
     _, code = list_scope(reader, app, region)
     if code is None:
         raise InvalidInput("name the region to sum (this token covers every region)",
                            field="region")
-    return queries.balance_summary(db, code, as_of=as_of)
+    found = queries.balance_summary(db, code, as_of=as_of)
+    record_reads(request, reader, [Read("region", code, region_path_at(app, code))])
+    return found
 
 
 @router.get("/projections/lag", response_model=dict[str, Lag])
 def projection_lag(reader: Reader, app: App) -> Any:
     """How far each projection (read model) is behind the event log.  On an embedded
     store the server catches them up after every write; on PostgreSQL, the workers of
-    ``zhuisu project run`` do."""
-    return runner.lag(app)
+    ``zhuisu project run`` do.  ``failed``: stored events a projection could not take
+    (an odd event never stops it: it is recorded here and in the log, and skipped)."""
+    return runner.lag(app, failures=10)

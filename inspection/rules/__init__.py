@@ -46,6 +46,7 @@ from inspection.rules.payments import (
     period_key,
     purpose_title,
     repeats,
+    split_joined,
     status_on,
     transition_on,
 )
@@ -70,7 +71,7 @@ __all__ = [
     "exit_line", "failing_review", "identification_signers", "idle_fen", "idle_limit",
     "is_backdated", "is_idle", "overdue_on", "overdue_state", "payment_rule", "period_key",
     "preparer_and_approver", "purpose_title", "record_day", "relapsed_soon", "relative_among",
-    "repeats", "signers_wording", "status_on", "transition_on",
+    "repeats", "signers_wording", "split_joined", "status_on", "transition_on",
 ]
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"

@@ -12,7 +12,10 @@ The first three read the payee's register status on the payment's business date
 (``status_on``, ``payment_rule``); ``PAY_DUPLICATE`` compares the calendar period of
 payments of one purpose (``period_key``, ``repeats``, ``duplicates_withdrawn``);
 ``SPLIT_PAYMENT`` looks for payments below the approval threshold that reach it together
-(``completed_split``).  Kept up to date by ``projections.flags.payments``, which holds each
+(``completed_split``), and every such payment that comes later within the same window
+joins that split (``split_joined``): one split, one flag, however many payments it takes
+(five of 9,800 yuan against a 10,000-yuan limit are one split of five, not two of two and
+a fifth left out).  Kept up to date by ``projections.flags.payments``, which holds each
 household's register transitions and the payments it received, and raises or withdraws
 the flags as the log shows more.
 """
@@ -138,4 +141,22 @@ def completed_split(earlier: Iterable[Sequence[Any]], new: Sequence[Any], window
         before = sum(amt for _, _, amt in inside)
         if inside and before < threshold_fen <= before + amount:
             return [pos for _, pos, _ in inside] + [new[1]]
+    return None
+
+
+def split_joined(splits: Iterable[Sequence[Any]], new_day: str,
+                 window_days: int) -> Any | None:
+    """The split (拆分支付) a new payment below the threshold joins, if any.
+
+    ``splits``: ``[key, [date ISO, …]]`` of the splits already found among the payments
+    from the same account to the same payee for the same purpose, in the order they were
+    found.  The new payment, dated ``new_day``, joins the first split whose dates, with its
+    own, still lie at most ``window_days`` apart: it is another piece of the same amount
+    cut below the threshold.  Returns that split's key, or None.
+    """
+    day = dt.date.fromisoformat(new_day)
+    for key, days in splits:
+        dates = [dt.date.fromisoformat(d) for d in days] + [day]
+        if (max(dates) - min(dates)).days <= window_days:
+            return key
     return None

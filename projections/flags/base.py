@@ -42,12 +42,18 @@ class FlagKeeping:
     # raising and withdrawing -------------------------------------------------------------
     def _raise(self, rows: Rows, e: Event, rule_id: str, subject_id: str, *,
                path: dict | None, evidence: list[dict], signers: list[str], detail: dict,
-               values: dict, day: dt.date | None = None, subject_kind: str | None = None) -> None:
+               values: dict, day: dt.date | None = None, subject_kind: str | None = None,
+               grow: bool = False) -> None:
         """Raise a flag (again: a no-op while it stands).  ``day``: the business date when
-        the triggering event has none (a relative declared)."""
+        the triggering event has none (a relative declared).  ``grow``: a standing flag
+        takes the new evidence, signers, detail and explanation (a split that more payments
+        joined) but keeps where and when it was raised."""
         flag_id = f"{rule_id}:{subject_id}"
         row = rows.get(flags, flag_id)
         if row is not None and row["withdrawn_position"] is None:
+            if grow:
+                self._grow(rows, row, evidence=evidence, signers=signers, detail=detail,
+                           values=values)
             return
         rule = RULES[rule_id]
         zh, en = rule.explain(**values)
@@ -68,6 +74,18 @@ class FlagKeeping:
         for official_id in new["signers"]:
             if rows.get(flag_signers, official_id, flag_id) is None:
                 rows.insert(flag_signers, {"official_id": official_id, "flag_id": flag_id})
+
+    @staticmethod
+    def _grow(rows: Rows, row: Row, *, evidence: list[dict], signers: list[str],
+              detail: dict, values: dict) -> None:
+        zh, en = RULES[row["rule_id"]].explain(**values)
+        row.update(evidence=evidence, signers=list(dict.fromkeys(signers)), detail=detail,
+                   explanation_zh=zh, explanation_en=en)
+        rows.changed(flags, row)
+        for official_id in row["signers"]:
+            if rows.get(flag_signers, official_id, row["flag_id"]) is None:
+                rows.insert(flag_signers, {"official_id": official_id,
+                                           "flag_id": row["flag_id"]})
 
     @staticmethod
     def _withdraw(rows: Rows, e: Event, flag_id: str) -> None:

@@ -7,8 +7,10 @@ group (account, payee and purpose: ``flag_split_groups``).  A payment and the re
 transition (registration, exit, removal, relapse) of its payee may come in either order,
 so both look: the payment when it comes, and every transition for the payments already
 seen (``_payment_status``, called by ``projection.Flags.household_step``); a later event
-that shows the payee otherwise withdraws the flag.  A reversal (冲正: ``funds``) takes a
-payment out of splits and duplicates (``_payment_reversed``).  The money side of a payment
+that shows the payee otherwise withdraws the flag.  A split (拆分支付) is one flag, raised
+by the payment that completes it and grown by every later one that joins it (``_split``).
+A reversal (冲正: ``funds``) takes a payment out of splits and duplicates
+(``_payment_reversed``).  The money side of a payment
 (its movement and lots) is ``funds``'; its signers' relatives, ``relations``'.
 """
 
@@ -24,6 +26,7 @@ from inspection.rules.payments import (
     period_key,
     purpose_title,
     repeats,
+    split_joined,
     transition_on,
 )
 from projections.events import Event
@@ -127,10 +130,29 @@ class PaymentFlags(FlagKeeping):
 
     def _split(self, e: Event, rows: Rows, earlier: list[dict], entry: dict,
                path: dict) -> None:
-        """Payments below the approval threshold that together reach it (拆分支付)."""
+        """Payments below the approval threshold that together reach it (拆分支付).
+
+        A payment's ``split`` is "open" (below the threshold, in no split yet), None (at or
+        above it) or the movement id of the payment that completed its split: the split's
+        flag's subject.  A new payment joins a split already flagged when it falls in its
+        window (``split_joined``) and the flag grows; else it may complete a new split with
+        the open ones (``completed_split``).
+        """
         s = self.settings
-        open_ = [p for p in earlier if p["split"] == "open" and not p["reversed"]
-                 and p["account_id"] == entry["account_id"] and p["purpose"] == entry["purpose"]]
+        same = [p for p in earlier if p["account_id"] == entry["account_id"]
+                and p["purpose"] == entry["purpose"]]
+        splits: dict[str, list[dict]] = {}
+        for p in same:
+            if p["split"] not in (None, "open"):
+                splits.setdefault(p["split"], []).append(p)
+        joined = split_joined([(key, [p["paid_on"] for p in parts])
+                               for key, parts in splits.items()],
+                              entry["paid_on"], s.split_window_days)
+        if joined is not None:
+            entry["split"] = joined
+            self._split_flag(e, rows, joined, [*splits[joined], entry], path)
+            return
+        open_ = [p for p in same if p["split"] == "open" and not p["reversed"]]
         split = completed_split([(p["paid_on"], p["position"], p["amount_fen"]) for p in open_],
                                 (entry["paid_on"], entry["position"], entry["amount_fen"]),
                                 s.split_window_days, s.approval_threshold_fen)
@@ -138,14 +160,22 @@ class PaymentFlags(FlagKeeping):
             return
         parts = [p for p in open_ if p["position"] in split] + [entry]
         for p in parts:
-            p["split"] = "split"
+            p["split"] = entry["movement_id"]
+        self._split_flag(e, rows, entry["movement_id"], parts, path)
+
+    def _split_flag(self, e: Event, rows: Rows, key: str, parts: list[dict],
+                    path: dict) -> None:
+        """Raise the split's flag, or grow it: its evidence and detail list every payment
+        of the split (in log order), its signers every one who signed one of them."""
+        s = self.settings
+        first = next(p for p in parts if p["movement_id"] == key)
         total = sum(p["amount_fen"] for p in parts)
-        self._raise(rows, e, "SPLIT_PAYMENT", entry["movement_id"], path=path,
+        self._raise(rows, e, "SPLIT_PAYMENT", key, path=path, grow=True,
                     evidence=[*(payment_ref(p) for p in parts),
                               *({"kind": "event", "ref": p["position"]} for p in parts)],
-                    signers=entry["signers"],
-                    detail={"account_id": entry["account_id"], "payee_kind": e["payee_kind"],
-                            "payee_id": e["payee_id"], "purpose": entry["purpose"],
+                    signers=[o for p in parts for o in p["signers"]],
+                    detail={"account_id": first["account_id"], "payee_kind": e["payee_kind"],
+                            "payee_id": e["payee_id"], "purpose": first["purpose"],
                             "total_fen": total, "threshold_fen": s.approval_threshold_fen,
                             "window_days": s.split_window_days,
                             "payments": [{"movement_id": p["movement_id"],

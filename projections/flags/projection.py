@@ -62,7 +62,7 @@ CLOCK_ONLY = (  # read only for their business date (the log clock)
 class Flags(PaymentFlags, RelationFlags, FundFlags, RecordFlags, ExitFlags, CaseFlags,
             Projection):
     name = "flags"
-    LAYOUT = 6  # change with the tables or the rules' logic
+    LAYOUT = 7  # change with the tables or the rules' logic
     tables = (flags, flag_signers, clock, accounts, movements, households, members,
               bank_accounts, officials, pairs, split_groups, projects, cases, rectification)
 

@@ -42,8 +42,10 @@ def _flag(row: Any) -> dict:
 def list_flags(db: Db, *, rule_id: str | None = None, region_code: str | None = None,
                subject_id: str | None = None, severity: str | None = None,
                date_from: dt.date | str | None = None, date_to: dt.date | str | None = None,
-               after: str | None = None, limit: int = 100) -> list[dict]:
-    """Standing flags, by flag id, after the cursor ``after`` (a flag id), at most ``limit``.
+               after: str | None = None, limit: int = 100,
+               status: str = "standing") -> list[dict]:
+    """Standing flags (``status``: or ``withdrawn``, or ``all``), by flag id, after the
+    cursor ``after`` (a flag id), at most ``limit``.
 
     ``region_code`` matches any level of the flag's region path (the subtree);
     ``date_from``/``date_to`` bound ``effective_date`` (inclusive).
@@ -54,9 +56,15 @@ def list_flags(db: Db, *, rule_id: str | None = None, region_code: str | None = 
         raise InvalidInput("must be high, medium or low", field="severity")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"must be a whole number from 1 to {MAX_LIMIT}", field="limit")
+    if status not in ("standing", "withdrawn", "all"):
+        raise InvalidInput("must be standing, withdrawn or all", field="status")
     first, last = _day(date_from, "date_from"), _day(date_to, "date_to")
     f = flags.c
-    q = select(flags).where(f.withdrawn_position.is_(None))
+    q = select(flags)
+    if status == "standing":
+        q = q.where(f.withdrawn_position.is_(None))
+    elif status == "withdrawn":
+        q = q.where(f.withdrawn_position.is_not(None))
     if rule_id is not None:
         q = q.where(f.rule_id == rule_id)
     if region_code:
