@@ -6,7 +6,8 @@ the application or one query of the read models, and answers.
 the app: routers, middleware, start-up and shutdown      ``http`` (``create_app``)
 one router per area (commands, ids, households,          ``routes.<area>``
 accounts, officials, regions, cases, flags, traces,
-views, replay, metrics, log, access log, health)
+views, replay, metrics, exports (台账), log, access log,
+health)
 what a route may depend on: app, caller, page            ``deps``
 refusals → RFC 9457 problem+json                         ``problems``
 idempotency keys on writes                               ``idempotency``
@@ -16,5 +17,5 @@ shared response models                                   ``schemas``
 ======================================================  ===============================
 
 May import: ``domain``, ``store``, ``audit``, ``inspection``, ``projections``, ``runtime``,
-``access`` and ``console`` (which it mounts).  Nothing imports this package but the command line's ``zhuisu serve``.
+``access``, ``exchange`` (the ledgers of ``GET /exports``) and ``console`` (which it mounts).  Nothing imports this package but the command line's ``zhuisu serve``.
 """

@@ -32,14 +32,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from eventsourcing.persistence import StoredEvent  # noqa: E402
+from eventsourcing.persistence import StoredEvent
 
-from audit import log, tree_store  # noqa: E402
-from audit.scan import PAGE  # noqa: E402
-from audit.store import AuditConfig, AuditStore  # noqa: E402
-from audit.sweep import SweepState, sweep_tick  # noqa: E402
-from store.bulk import append_verified  # noqa: E402
-from store.settings import Settings, build_app  # noqa: E402
+from audit import log, tree_store
+from audit.scan import PAGE
+from audit.store import AuditConfig, AuditStore
+from audit.sweep import SweepState, sweep_tick
+from store.bulk import append_verified
+from store.settings import Settings, build_app
 
 EVERY = 2.0  # ZHUISU_SWEEP_EVERY's default
 TOPIC = "domain.region:Region.Created"

@@ -50,14 +50,17 @@ def keep_latency(_: object, __: str, event: dict) -> dict:
 
 def screens(client: httpx.Client) -> list[str]:
     """The console's screens, and one detail page of each kind found on its list."""
-    paths = ["/console/", "/console/flags", "/console/households", "/console/money",
-             "/console/officials", "/console/cases", "/console/replay", "/console/log"]
+    paths = ["/console/", "/console/flags", "/console/households",
+             "/console/households?village=990121101201", "/console/money",
+             "/console/officials", "/console/cases", "/console/replay", "/console/log",
+             "/console/exports"]
     for listing, prefix in (("/console/flags", "/console/flags/"),
-                            ("/console/households", "/console/households/"),
+                            ("/console/households?village=990121101201", "/console/households/"),
+                            ("/console/cases", "/console/cases/"),
                             ("/console/officials", "/console/officials/"),
                             ("/console/money", "/console/money/accounts/")):
         html = client.get(listing).text
-        found = re.search(rf'href="({re.escape(prefix)}[^"?]+)"', html)
+        found = re.search(rf'href="({re.escape(prefix)}(?!new")[^"?]+)"', html)
         if found:
             paths.append(found.group(1))
     return paths

@@ -22,10 +22,11 @@ rule or a concurrent write (and usage errors, as usual).
 ``project run|lag|catch-up|rebuild``                 ``projections``
 ``replay``                                           ``replay``
 ``flags``, ``case show``, ``report``, ``metrics``     ``inspection``
+``export`` (台账: the ledgers offices file)           ``exports``
 ==================================================  ====================================
 
 May import: ``domain``, ``store``, ``audit``, ``inspection``, ``projections``, ``runtime``,
-``access``, ``console``, and, as the program's entry point, ``api`` (``serve``) and ``demo``.  Nothing
+``access``, ``exchange``, ``console``, and, as the program's entry point, ``api`` (``serve``) and ``demo``.  Nothing
 imports this package.
 """
 

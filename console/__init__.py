@@ -14,12 +14,14 @@ Chinese conventions: 元, 万元, dates, masking             ``format``
 登录 / 退出                                               ``screens.auth``
 总览                                                     ``screens.overview``
 问题线索 (list, filters, Excel, evidence)                 ``screens.flags``
+台账 (the ledgers offices file, Excel and CSV)             ``screens.exports``
 one module per further screen                            ``screens.<screen>``
 mounting it all on the HTTP app; offline ``/docs``       ``install``
 ======================================================  ===============================
 
-May import: ``domain``, ``store``, ``audit``, ``inspection``, ``projections``, ``runtime``
-and ``access``.  Imported only by ``api.http``, which mounts it.
+May import: ``domain``, ``store``, ``audit``, ``inspection``, ``projections``, ``runtime``,
+``access`` and ``exchange`` (the ledgers of the 台账 screen).  Imported only by ``api.http``,
+which mounts it.
 """
 
 from __future__ import annotations

@@ -34,9 +34,13 @@ from access.roles import Action, Principal, check_covers, check_may
 from console.format import FILTERS
 from domain.application import Zhuisu
 from domain.errors import DomainError
-from domain.money import PURPOSES
-from domain.positions import POSITIONS
-from inspection.rules import RULES
+from exchange.labels import (
+    POSITION_ZH,
+    PURPOSE_ZH,
+    RULE_ZH,
+    SEVERITY_ZH,
+    SIGN_ROLE_ZH,
+)
 from projections import runner
 from store.engines import engine_for
 from store.urls import database_url_of
@@ -52,22 +56,7 @@ ROLE_ZH = {"fund_officer": "资金会计", "village_official": "村干部", "tow
 STATUS_ZH = {"applied": "已申请", "in_identification": "识别中", "registered": "在册",
              "exiting": "退出中", "exited": "已脱贫", "removed": "已清退", "rejected": "未纳入",
              "relapsed": "返贫"}
-SEVERITY_ZH = {"high": "高", "medium": "中", "low": "低"}
-SIGN_ROLE_ZH = {"preparer": "经办", "reviewer": "审核", "approver": "审批", "witness": "见证"}
 LEVEL_ZH = {"province": "省", "city": "市", "county": "县", "township": "乡镇", "village": "村"}
-RULE_TITLE_ZH = {
-    "PAY_REMOVED": "向已清退户发放", "PAY_AFTER_EXIT": "退出后发放不延续资金",
-    "PAY_UNREGISTERED": "向未在册户发放", "PAY_DUPLICATE": "重复发放",
-    "BANK_ACCOUNT_SHARED": "多户共用银行账户", "PAYEE_RELATIVE_OF_SIGNER": "优亲厚友（收款户）",
-    "SIGNERS_RELATED": "经办人与审批人有亲属关系", "SPLIT_PAYMENT": "拆分支付规避审批",
-    "IDLE_FUNDS": "资金滞留", "BACKDATED": "倒签补录", "EXIT_CHECKS_FAILED": "退出不达标",
-    "RELAPSE_SOON": "退出后短期返贫（数字脱贫）",
-    "APPROVER_RELATED_TO_HOUSEHOLD": "优亲厚友（识别签字）", "RECTIFICATION_OVERDUE": "整改逾期",
-}
-RULE_ZH = {rule_id: RULE_TITLE_ZH.get(rule_id, rule_id) for rule_id in RULES}
-
-POSITION_ZH = {kind: spec.title for kind, spec in POSITIONS.items()}
-PURPOSE_ZH = {code: p.title for code, p in PURPOSES.items()}
 RESPONSIBILITY_ZH = {"first": "第一责任", "leading": "领导责任", "handling": "经办责任",
                      "direct": "直接责任", "supervisory": "监管责任"}
 
@@ -84,6 +73,7 @@ NAV = [("/console/", "总览", None), ("/console/flags", "问题线索", None),
        ("/console/households", "一户一档", None), ("/console/money", "资金流向", None),
        ("/console/officials", "干部", None), ("/console/cases", "案件", {"inspector", "admin"}),
        ("/console/replay", "回放", None), ("/console/log", "日志", None),
+       ("/console/exports", "台账", None),
        ("/console/accounts", "账号", {"admin"})]
 
 

@@ -28,16 +28,19 @@ SHOTS = [
     ("03-flags", "/console/flags", "inspector"),
     ("04-flag", ("/console/flags?severity=high", "a[href^='/console/flags/']"), "inspector"),
     ("05-households", "/console/households", "inspector"),
-    ("06-household", ("/console/households", "a[href^='/console/households/']"), "inspector"),
+    ("06-village", "/console/households?village=990121101201", "inspector"),
+    ("06-household", ("/console/households?village=990121101201&status=removed",
+                      "td a[href^='/console/households/']"), "inspector"),
     ("07-money", "/console/money", "fund_officer"),
     ("08-money-account", ("/console/money", "a[href^='/console/money/accounts/']"),
      "fund_officer"),
     ("09-officials", "/console/officials", "inspector"),
     ("10-official", ("/console/officials", "a[href^='/console/officials/']"), "inspector"),
     ("11-cases", "/console/cases", "inspector"),
-    ("12-case", ("/console/cases", "a[href^='/console/cases/'][href*='-']"), "inspector"),
+    ("12-case", ("/console/cases", "td a[href^='/console/cases/']"), "inspector"),
     ("13-replay", "/console/replay", "reviewer"),
     ("14-log", "/console/log", "reviewer"),
+    ("15-exports", "/console/exports", "inspector"),
 ]
 
 

@@ -115,11 +115,19 @@ SHOWS: dict[str, tuple[Urls, set[str]]] = {
                                {"region", "case", "flag"}),
     "/log/proofs/inclusion": (lambda c: [f"/log/proofs/inclusion?position={c['applied_at']}"],
                               {"household"}),
+    "/exports/{ledger}": (lambda c: [f"/exports/payments?region={COUNTY}&format=csv"],
+                          {"region", "account", "household"}),
 }
 # by=payment shows each payment's account and payee as well as its cases
 EXTRA: list[tuple[str, Callable[[dict[str, Any]], str], set[str]]] = [
     ("/recovery/outstanding", lambda c: "/recovery/outstanding?by=payment",
-     {"case", "account", "household"})]
+     {"case", "account", "household"}),
+    # each ledger (台账) records what it shows
+    ("/exports/{ledger}", lambda c: f"/exports/flags?region={COUNTY}&format=csv", {"flag"}),
+    ("/exports/{ledger}", lambda c: f"/exports/rectification?region={COUNTY}",
+     {"case", "official"}),
+    ("/exports/{ledger}", lambda c: f"/exports/funds?region={COUNTY}", {"region", "account"}),
+    ("/exports/{ledger}", lambda c: "/exports/household?household=H1", {"household"})]
 
 
 @pytest.fixture(autouse=True)

@@ -27,11 +27,13 @@ MAY_IMPORT: dict[str, set[str]] = {
     "runtime": {"domain", "store", "audit", "inspection", "projections"},
     "access": {"domain", "store"},
     "demo": {"domain", "store", "inspection"},
-    "console": {"domain", "store", "audit", "inspection", "projections", "runtime", "access"},
+    "exchange": {"domain", "store", "inspection", "projections", "access"},
+    "console": {"domain", "store", "audit", "inspection", "projections", "runtime", "access",
+                "exchange"},
     "api": {"domain", "store", "audit", "inspection", "projections", "runtime", "access",
-            "console"},
+            "exchange", "console"},
     "cli": {"domain", "store", "audit", "inspection", "projections", "runtime", "access",
-            "console", "api", "demo"},
+            "exchange", "console", "api", "demo"},
 }
 # api, cli and demo sit on top: nothing imports them, but for the program's entry point,
 # whose `serve` verb starts the HTTP API and whose `demo` verb loads the demo county.

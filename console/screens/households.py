@@ -49,6 +49,7 @@ from domain.errors import InvalidInput, NotFound
 from domain.household import Household, Status
 from domain.official import Official
 from domain.region import RegionLevel
+from exchange import labels
 from projections import chains
 from projections.aggregates import household_view
 
@@ -57,24 +58,9 @@ PAGE = 50
 MAX_EVENTS = 1000
 
 # every status of the procedure (web.STATUS_ZH names the register's main ones)
-HOUSEHOLD_STATUS_ZH = {
-    "applied": "已申请", "appraised": "已评议", "verified": "已核实", "first_notice": "第一次公示中",
-    "township_reviewed": "乡镇已审核", "second_notice": "第二次公示中", "registered": "在册",
-    "exit_proposed": "拟退出", "exit_appraised": "退出已评议", "exit_confirmed": "户主已确认退出",
-    "exit_notice": "退出公示中", "exit_verified": "乡镇已核实退出", "exited": "已脱贫",
-    "removed": "已清退", "rejected": "未纳入", "relapsed": "返贫",
-}
+HOUSEHOLD_STATUS_ZH = labels.HOUSEHOLD_STATUS_ZH
 STEP_ZH = {
-    "Household.Applied": "申请", "Household.AppraisedByVillage": "民主评议",
-    "Household.VerifiedByVillage": "入户核实", "Household.NoticePosted": "公示",
-    "Household.ObjectionRaised": "公示异议", "Household.ObjectionResolved": "异议处理",
-    "Household.ReviewedByTownship": "乡镇审核", "Household.ApprovedByCounty": "县级审批（纳入）",
-    "Household.HelperAssigned": "帮扶（结对帮扶责任人）",
-    "Household.AnnualReviewRecorded": "收入核查（年度）", "Household.ExitProposed": "提出退出",
-    "Household.ExitAppraised": "退出评议", "Household.ExitConfirmedByHousehold": "户主确认退出",
-    "Household.ExitVerifiedByTownship": "乡镇核实退出",
-    "Household.ExitApprovedByCounty": "脱贫（县级批准退出）",
-    "Household.RemovedFromRegister": "清退", "Household.Relapsed": "返贫",
+    **labels.STEP_ZH,
     "Project.Approved": "项目审批", "Project.BeneficiaryAdded": "增加受益户",
     "Project.AcceptedOnCompletion": "项目竣工验收",
     "FundAccount.Received": "收到资金", "FundAccount.Allocated": "下达 / 拨付下级",
