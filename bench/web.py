@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -114,7 +115,10 @@ def run_store(kind: str, url: str, tmp: Path, args: argparse.Namespace) -> None:
             SERVER_MS.clear()
             for _ in range(args.repeat):
                 client.get(path)
-            times = sorted(SERVER_MS.get(path, []))
+            times = sorted(SERVER_MS.get(unquote(path.split("?")[0]), []))
+            if not times:
+                print(f"[{kind}] {path[:42]:42} no server timing logged")
+                continue
             p50 = statistics.median(times)
             p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
             mark = "ok" if p95 < TARGET_P95_MS else "OVER"
