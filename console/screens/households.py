@@ -46,6 +46,7 @@ from console.web import (
     zhuisu,
 )
 from domain.errors import InvalidInput, NotFound
+from projections.queries import village_view
 from domain.household import Household, Status
 from domain.official import Official
 from domain.region import RegionLevel
@@ -149,15 +150,17 @@ def households_page(request: Request, person: Person, code: Text = None, village
             wanted = Status(status)
         except ValueError as exc:
             raise InvalidInput("未知的状态", field="status") from exc
-    everyone = [app.load(Household, hid) for hid in directory(request).households_in(found.code)]
+    # the register read model (what GET /villages/{code} shows), not every aggregate loaded
+    everyone = village_view(read_models(request), found.code)["register"]
     counts: dict[str, int] = defaultdict(int)
     for h in everyone:
-        counts[h.status.value] += 1
-    chosen = (h for h in everyone if wanted is None or h.status is wanted)
+        counts[h["status"]] += 1
+    chosen = (h for h in everyone if wanted is None or h["status"] == wanted.value)
     shown = list(islice(chosen, offset, offset + PAGE + 1))
     more = len(shown) > PAGE
     shown = shown[:PAGE]
-    record(request, person, household_reads(shown))
+    path = dict(found.path)
+    record(request, person, [Read("household", h["household_id"], path) for h in shown])
     args = {k: v for k, v in {"village": found.code, "status": status}.items() if v}
     return page(request, "households.html", person, region=found, village=found,
                 households=[_row(h) for h in shown], counts=dict(counts), total=len(everyone),
@@ -167,11 +170,13 @@ def households_page(request: Request, person: Person, code: Text = None, village
                 parents=_parents(request, found), **LABELS)
 
 
-def _row(h: Household) -> dict[str, Any]:
-    since = h.history[-1][0] if h.history else h.applied_on
-    return {"id": str(h.id), "code": h.code, "head_name": h.head_name,
-            "members": len(h.members), "main_cause": h.main_cause, "status": h.status.value,
-            "since": since, "relapses": h.relapses}
+def _row(h: dict[str, Any]) -> dict[str, Any]:
+    """A register row as the list shows it; ``since``: the last change the register dates."""
+    dated = [d for d in (h.get("registered_on"), h.get("exited_on"), h.get("removed_on")) if d]
+    return {"id": h["household_id"], "code": h["code"], "head_name": h["head_name"],
+            "members": h["members_count"], "main_cause": h["main_cause"],
+            "status": h["status"], "since": max(dated) if dated else None,
+            "relapses": h["relapse_count"]}
 
 
 def _parents(request: Request, region: Any) -> list[tuple[str, str]]:
