@@ -40,6 +40,7 @@ from exchange.labels import (
     RULE_ZH,
     SEVERITY_ZH,
     SIGN_ROLE_ZH,
+    STEP_ZH,
 )
 from projections import runner
 from store.engines import engine_for
@@ -65,7 +66,7 @@ templates.env.filters.update(FILTERS)
 templates.env.globals.update(ROLE_ZH=ROLE_ZH, STATUS_ZH=STATUS_ZH, SEVERITY_ZH=SEVERITY_ZH,
                              SIGN_ROLE_ZH=SIGN_ROLE_ZH, LEVEL_ZH=LEVEL_ZH, RULES=RULE_ZH,
                              POSITION_ZH=POSITION_ZH, PURPOSE_ZH=PURPOSE_ZH,
-                             RESPONSIBILITY_ZH=RESPONSIBILITY_ZH)
+                             RESPONSIBILITY_ZH=RESPONSIBILITY_ZH, STEP_ZH=STEP_ZH)
 
 # the screens of the navigation bar: (path, title, roles that see it; None: every role)
 PREFIX = "/console"
