@@ -29,7 +29,7 @@ SHOTS = [
     ("04-flag", ("/console/flags?severity=high", "a[href^='/console/flags/']"), "inspector"),
     ("05-households", "/console/households", "inspector"),
     ("06-village", "/console/households?village=990121101201", "inspector"),
-    ("06-household", ("/console/households?village=990121101201&status=removed",
+    ("06-household", ("/console/households?village=990121101205",
                       "td a[href^='/console/households/']"), "inspector"),
     ("07-money", "/console/money", "fund_officer"),
     ("08-money-account", ("/console/money", "a[href^='/console/money/accounts/']"),
@@ -69,6 +69,9 @@ def main() -> None:
     while not server.started:
         time.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
+    from audit import log as audit_log
+
+    audit_log.make_checkpoint(api.state.audit)  # so 一户一档 shows verified inclusion marks
     base = f"http://127.0.0.1:{port}"
     county = app.region("990121", "region")
     people = {}
