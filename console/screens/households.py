@@ -81,13 +81,8 @@ STAGE = {
     "Household.ExitApprovedByCounty": "exit", "Household.RemovedFromRegister": "removed",
     "Household.Relapsed": "relapsed",
 }
-RELATION_ZH = {"head": "户主", "spouse": "配偶", "child": "子女", "parent": "父母",
-               "grandchild": "孙子女", "grandparent": "祖父母", "sibling": "兄弟姐妹",
-               "child_in_law": "儿媳 / 女婿", "other": "其他"}
-CAUSE_ZH = {"illness": "因病", "disability": "因残", "education": "因学", "disaster": "因灾",
-            "lack_of_land": "缺土地", "lack_of_water": "缺水", "lack_of_skills": "缺技术",
-            "lack_of_labour": "缺劳力", "lack_of_funds": "缺资金", "poor_transport": "交通条件落后",
-            "lack_of_motivation": "自身发展动力不足", "other": "其他"}
+RELATION_ZH = labels.RELATION_ZH
+CAUSE_ZH = labels.CAUSE_ZH
 CHECK_ZH = {"food": "不愁吃", "clothing": "不愁穿", "compulsory_education": "义务教育有保障",
             "basic_medical": "基本医疗有保障", "safe_housing": "住房安全有保障",
             "safe_drinking_water": "饮水安全有保障"}
