@@ -10,6 +10,8 @@ how every adapter reports a refusal (problem)
 bearer tokens for machines (shown once, kept as SHA-256)  ``tokens``
 the access log: who read which household, case, flag     ``reads`` (``AccessLog``)
 hash chains over the access log and token changes        ``chain``
+the signing queue (签字队列): drafts waiting for          ``drafts`` (``Drafts``)
+signatures, run once when the last arrives
 the tables of tokens, access log, idempotency records     ``tables`` (``open_engine``)
 ======================================================  ===============================
 

@@ -79,11 +79,12 @@ TOWNSHIP_STEPS = frozenset({
 })
 COUNTY_STEPS = frozenset({
     "Household.ApprovedByCounty", "Household.ExitApprovedByCounty", "Project.Approved",
-    "Project.BeneficiaryAdded",
+    "Project.BeneficiaryAdded", "Roster.Imported",
 })
 MONEY_STEPS = frozenset({
     "FundAccount.Received", "FundAccount.Allocated", "FundAccount.Disbursed",
-    "FundAccount.Recovered", "FundAccount.Reversed",
+    "FundAccount.Recovered", "FundAccount.Reversed", "FundAccount.BatchOrdered",
+    "FundAccount.ReturnsRecorded",
 })
 
 # Which signed steps each role may submit (POST /commands).  Every step of the domain is in

@@ -38,6 +38,7 @@ from runtime.followers import Followers, FollowerSettings, FollowWrites
 from api.idempotency import IdempotencyMiddleware, IdempotencyRecords
 from runtime.logging import configure_logging, get_logger
 from api.limits import BodyLimit
+from exchange.imports import upload_limit
 from api.middleware import RequestContext
 from api.routes import routers
 from store.settings import Settings, build_app, utc_now
@@ -135,7 +136,8 @@ def create_app(settings: Settings | None = None, zhuisu: Zhuisu | None = None, *
     problems.install(api)
     api.add_middleware(FollowWrites)
     api.add_middleware(IdempotencyMiddleware, authenticate=principal_of, clock=utc_now)
-    api.add_middleware(BodyLimit, max_bytes=s.max_body_bytes)  # before anything reads a body
+    api.add_middleware(BodyLimit, max_bytes=s.max_body_bytes,  # before anything reads a body
+                       uploads=dict.fromkeys(("/imports/", "/console/imports"), upload_limit()))
     api.add_middleware(RequestContext)
     for router in routers():
         api.include_router(router)

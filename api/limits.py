@@ -17,6 +17,13 @@ hash it), so nothing of an oversize request is parsed, authenticated or stored:
   request is refused the moment the count passes the limit, so at most the limit plus one
   chunk is ever held; a body within the limit is handed on as it came;
 - a ``Content-Length`` that is not a number is ``InvalidInput`` (422) naming the header.
+
+File uploads (``uploads``: path prefixes such as ``/imports/`` and their own limit,
+``ZHUISU_MAX_UPLOAD_BYTES``, ``exchange.imports.upload_limit``) are not held here: a
+``Content-Length`` above the upload limit is refused at once as above (413, naming the
+upload limit); otherwise the body streams on to the route, which spools the file to a
+temporary file, and is counted as it goes: past the limit, reading it raises
+``exchange.imports.PayloadTooLarge`` (413) and nothing is stored.
 """
 
 from __future__ import annotations
@@ -24,8 +31,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from collections.abc import Mapping
+
 from access.errors import Problem
 from api import problems
+from exchange.imports import PayloadTooLarge, too_large_message
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 RULE = "PayloadTooLarge"
@@ -41,11 +51,13 @@ def too_large(max_bytes: int) -> Problem:
 class BodyLimit:
     """Refuse request bodies over ``max_bytes`` (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES):
+    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 uploads: Mapping[str, int] | None = None):
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = dict(uploads or {})  # path prefix -> its own limit (file uploads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,6 +69,15 @@ class BodyLimit:
                 length = value
             elif name == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
+        upload = next((limit for prefix, limit in self.uploads.items()
+                       if scope.get("path", "").startswith(prefix)), None)
+        if upload is not None and scope["method"] not in BODILESS:
+            if length is not None and not chunked and length.strip().isdigit() \
+                    and int(length) > upload:
+                return await self._refuse(scope, receive, send, Problem(
+                    RULE, 413, too_large_message(upload), "file"))
+            if length is None or chunked or length.strip().isdigit():
+                return await self.app(scope, _counting(receive, upload), send)
         if length is not None and not chunked:
             if not length.strip().isdigit():
                 return await self._refuse(scope, receive, send, Problem(
@@ -88,6 +109,22 @@ class BodyLimit:
         response = problems.problem_response(problem, Request(scope),
                                              headers={"Connection": "close"})
         await response(scope, receive, send)
+
+
+def _counting(receive: Receive, limit: int) -> Receive:
+    """``receive``, raising ``PayloadTooLarge`` once the body passes ``limit`` bytes."""
+    size = 0
+
+    async def counted() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise PayloadTooLarge(too_large_message(limit), field="file")
+        return message
+
+    return counted
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

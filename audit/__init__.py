@@ -16,6 +16,7 @@ signed checkpoints (C2SP signed note)                    ``checkpoints``
 the log's Ed25519 key, rotation                          ``logkey``
 sign a checkpoint, export, prove, rotate: the verbs      ``log``
 proof bundles and the offline verifier                   ``proofs``
+a batch row's proof (支付令 row → manifest → checkpoint)  ``batch_proofs``
 full verification (``zhuisu verify``) and its findings   ``verify``, ``scan``, ``findings``
 stored signatures checked again (tree, ``--signatures``)  ``signatures``
 which log keys to trust; the key history                 ``keyhistory``

@@ -42,6 +42,16 @@ a key rotation or revocation recorded *between* a step's authorisation and its s
 
 Decoding uses the application's transcodings (``domain.application.DateAsISO`` and the
 library's); a store configured with a compressor or a cipher is not supported here.
+
+Rows of a signed manifest (a payment batch, a bank return, a roster import:
+``domain.batch``) carry the manifest's signatures, which were verified once at the
+manifest: each row is checked instead to be the next row of the manifest open before it,
+with its signatures and shared fields, and the last row to give the signed Merkle root
+(a row changed, dropped, added or moved fails).  A page that starts inside a batch reads
+the manifest and the earlier rows back from the store (they are stored together, in order).
+
+Why one file: the officials rebuilt in log order, the replay digests and the open
+manifests are one pass over the log, used alike by the tree and by ``verify``.
 """
 
 from __future__ import annotations
@@ -66,7 +76,9 @@ from sqlalchemy import Connection
 
 from audit.findings import Finding
 from audit.store import AuditStore, log_signed_steps, normalise_row, opened
+from domain import batch as batches
 from domain.application import STEPS, DateAsISO
+from domain.merkle import hash_leaf, root_from_leaf_hashes
 from domain.official import Official
 from domain.signed import signed_content, step_name
 from domain.signing import (
@@ -96,6 +108,45 @@ class BadSignature:
 
     position: int
     reason: str
+
+
+# Manifest steps (domain.batch): their rows follow them in the log, each carrying the
+# manifest's signatures and folding into its Merkle root.
+MANIFESTS = {"FundAccount.BatchOrdered": ("batch_id", batches.PAYMENT_ROW,
+                                          batches.payment_row_of),
+             "FundAccount.ReturnsRecorded": ("return_id", batches.RETURN_ROW,
+                                             batches.return_row_of),
+             "Roster.Imported": ("import_id", batches.ROSTER_ROW, batches.roster_row_of)}
+ROW_STEPS = {"FundAccount.Disbursed": "FundAccount.BatchOrdered",
+             "FundAccount.PaymentReturned": "FundAccount.ReturnsRecorded",
+             "Household.Applied": "Roster.Imported"}
+# Fields every row shares with its manifest (a roster's households keep their own dates).
+SHARED_FIELDS = {"FundAccount.BatchOrdered": ("effective_date", "document_no"),
+                 "FundAccount.ReturnsRecorded": ("effective_date", "document_no"),
+                 "Roster.Imported": ()}
+
+
+@dataclass
+class OpenManifest:
+    """A signed manifest whose rows are being read: what they must match, and their
+    leaves so far."""
+
+    step: str
+    count: int
+    root: str
+    signatures: list
+    fields: dict[str, Any]
+    leaves: list[bytes] = field(default_factory=list)
+
+
+def _manifest_of(event: Any) -> tuple[str, OpenManifest] | None:
+    step = step_name(event)
+    if step not in MANIFESTS:
+        return None
+    id_field = MANIFESTS[step][0]
+    return str(getattr(event, id_field)), OpenManifest(
+        step, event.row_count, event.rows_root, list(event.signatures),
+        {k: getattr(event, k, None) for k in SHARED_FIELDS[step]})
 
 
 @dataclass
@@ -135,6 +186,7 @@ class SignatureCheck:
         self.seen: dict[bytes, int] = {}  # content digest → first position (in memory)
         self.checked = 0
         self.signatures = 0
+        self.manifests: dict[str, OpenManifest] = {}  # manifest id → its open rows
 
     # decoding -------------------------------------------------------------------------
     def _decode(self, row: Sequence) -> Any:
@@ -173,6 +225,7 @@ class SignatureCheck:
                     wanted.add(uuid.UUID(str(sig["official_id"])))
                 except (TypeError, KeyError, ValueError, AttributeError):
                     continue
+        self._prime_manifests(store, conn, rows, before)
         wanted = {w for w in wanted if not self.signers.knows(w)}
         if not wanted:
             return
@@ -183,6 +236,35 @@ class SignatureCheck:
                 oid = uuid.UUID(normalise_row(row)[1].decode("ascii"))
                 self.signers.broken[oid] = (f"the event of official {oid} at notification id "
                                             f"{row[0]} cannot be decoded")
+
+    def _prime_manifests(self, store: AuditStore, conn: Connection, rows: Sequence[Sequence],
+                         before: int) -> None:
+        """A batch whose first rows lie before ``before`` (a page boundary): its manifest
+        (already a leaf, checked then) and those rows, read back from the store."""
+        for row in rows:
+            event = self.decoded.get(row[0])
+            rowinfo = getattr(event, "batch", None) if event is not None else None
+            if not isinstance(rowinfo, dict) or step_name(event) not in ROW_STEPS:
+                continue
+            index = rowinfo.get("row")
+            manifest_id = next((rowinfo[k] for k in ("batch_id", "return_id", "import_id")
+                                if k in rowinfo), None)
+            if str(manifest_id) in self.manifests or not isinstance(index, int) or index < 1:
+                continue
+            # A manifest and its rows are stored in one transaction, the rows right after it.
+            at = row[0] - index - 1
+            if at > before or at < 1:
+                continue  # the manifest is in this page, or missing: check() names it
+            for old in store.events.between(conn, at - 1, before, limit=index + 1):
+                try:
+                    decoded = self._decode(old)
+                except Exception:
+                    break
+                opened_ = _manifest_of(decoded)
+                if opened_ is not None:
+                    self.manifests[opened_[0]] = opened_[1]
+                elif self._fold_row(decoded) is not None:
+                    break
 
     # checking -------------------------------------------------------------------------
     def check(self, row: Sequence) -> str | None:
@@ -215,8 +297,54 @@ class SignatureCheck:
         self.checked += 1
         return self._signatures(position, event)
 
+    def _fold_row(self, event: Any) -> str | None:
+        """A batch row: it must be the next row of its open manifest, carry the manifest's
+        signatures, business date and document number; the last row closes the manifest,
+        whose root the rows must give.  None if it holds, else why not."""
+        step = step_name(event)
+        manifest_step = ROW_STEPS.get(step)
+        if manifest_step is None:
+            return f"{step} cannot be a row of a batch"
+        try:
+            manifest_id, index, signed_row = MANIFESTS[manifest_step][2](vars(event))
+        except (KeyError, TypeError, AttributeError):
+            return f"its batch reference is malformed"
+        key = str(manifest_id)
+        opened_ = self.manifests.get(key)
+        if opened_ is None or opened_.step != manifest_step:
+            return (f"row {index} of batch {manifest_id}: no signed manifest of that batch is "
+                    "open before it in the log (a row is recorded with its batch, once)")
+        if index != len(opened_.leaves):
+            return (f"row {index} of batch {manifest_id} out of place: row "
+                    f"{len(opened_.leaves)} was due")
+        if list(event.signatures) != opened_.signatures:
+            return f"row {index} of batch {manifest_id} does not carry its manifest's signatures"
+        for name, value in opened_.fields.items():
+            if getattr(event, name, None) != value:
+                return f"row {index} of batch {manifest_id}: its {name} is not the manifest's"
+        tag = MANIFESTS[manifest_step][1]
+        try:
+            leaf = batches.row_leaf(tag, str(manifest_id), index, signed_row)
+        except Exception as exc:
+            return f"row {index} of batch {manifest_id} cannot be encoded ({type(exc).__name__})"
+        opened_.leaves.append(hash_leaf(leaf))
+        if len(opened_.leaves) == opened_.count:
+            del self.manifests[key]
+            if root_from_leaf_hashes(opened_.leaves).hex() != opened_.root:
+                return (f"the {opened_.count} rows of batch {manifest_id} do not give the "
+                        "Merkle root its officials signed: a row was changed, dropped or added")
+        elif len(opened_.leaves) > opened_.count:
+            return f"batch {manifest_id} has more rows than its manifest's {opened_.count}"
+        return None
+
     def _signatures(self, position: int, event: Any) -> str | list[Job]:
         step = step_name(event)
+        if getattr(event, "batch", None) is not None:
+            return self._fold_row(event) or []
+        if self.manifests:  # its rows come right after a manifest, none between
+            open_id, opened_ = next(iter(self.manifests.items()))
+            return (f"batch {open_id} is incomplete: {step} follows after "
+                    f"{len(opened_.leaves)} of its {opened_.count} rows")
         sigs = getattr(event, "signatures", None)
         if not isinstance(sigs, list) or not sigs:
             return f"{step} is a signed step but carries no signatures"
@@ -229,6 +357,13 @@ class SignatureCheck:
         if first != position:
             return replayed(step, first)
         self.digests.append((position, digest))
+        manifest = _manifest_of(event)
+        if manifest is not None:
+            if manifest[1].count == 0:
+                if manifest[1].root != batches.EMPTY_ROOT_HEX:
+                    return f"batch {manifest[0]} has no rows but its root is not the empty root"
+            else:
+                self.manifests[manifest[0]] = manifest[1]
         day, now = getattr(event, "effective_date", None), getattr(event, "timestamp", None)
         jobs: list[Job] = []
         for i, sig in enumerate(sigs):

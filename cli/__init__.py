@@ -14,15 +14,21 @@ rule or a concurrent write (and usage errors, as usual).
 ``serve``, ``demo``                                  ``server``
 ``token create|list|revoke``                         ``tokens``
 ``keygen``, ``sign``                                 ``signing``
+``draft …``, ``sign --draft`` (签字队列)               ``drafts``
 ``id`` (a creation step's subject by its code)       ``ids``
 ``submit``, ``show-household``, ``show-account``     ``store``
 ``checkpoint``, ``verify``, ``prove``, ``verify-proof``,  ``log``
 ``log-key``
 ``alarm show|clear`` (the log's integrity alarm)     ``alarm``
-``project run|lag|catch-up|rebuild``                 ``projections``
+``project run|lag|status|catch-up|rebuild``          ``projections``
 ``replay``                                           ``replay``
 ``flags``, ``case show``, ``report``, ``metrics``     ``inspection``
 ``export`` (台账: the ledgers offices file)           ``exports``
+``import roster|payments|returns`` (导入)            ``imports``
+``batch list|show|reconcile|proof`` (支付令 对账)     ``batches``
+``register import|list|verify``, ``compare models|matches``, ``compare``
+``lead list|show|stats|raise|assign|verify|report|review|close|open-case``
+(大数据比对, 线索处置)
 ==================================================  ====================================
 
 May import: ``domain``, ``store``, ``audit``, ``inspection``, ``projections``, ``runtime``,

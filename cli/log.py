@@ -26,6 +26,7 @@ from cli.adapter import UserError, fail, print_json, run, settings
 from domain.errors import DomainError
 from store.engines import new_engine
 from audit import log, proofs, tree_store
+from audit.batch_proofs import BATCH_ROW, VerifiedBatchRow, verify_batch_row_bundle
 from audit.verify import verify_log, verify_log_against
 
 app = typer.Typer()
@@ -142,6 +143,9 @@ def verify_proof(
                                            "write's receipt (or its whole answer)")],
     key: Annotated[list[str], typer.Option(help="the log's public key (vkey text, or a file "
                                            "holding it or a checkpoint export); repeatable")],
+    officials: Annotated[Path | None, typer.Option(help="a batch row's bundle: JSON list of "
+                                                   "{official_id, key_id, public_key} to "
+                                                   "verify the manifest's signatures")] = None,
 ) -> None:
     """Check a proof offline: only the bundle and the log's public key, no database.
 
@@ -152,8 +156,18 @@ def verify_proof(
     ``error: …`` on stderr.
     """
     keys = _proof_checked(lambda: [k for spec in key for k in _keys(spec)])
-    result = _proof_checked(lambda: _verify_any(_read_text(bundle), keys))
-    if isinstance(result, proofs.VerifiedReceipt):
+    known = None if officials is None else _proof_checked(lambda: _officials(officials))
+    result = _proof_checked(lambda: _verify_any(_read_text(bundle), keys, known))
+    if isinstance(result, VerifiedBatchRow):
+        signed = (f"; the manifest's {result.signatures_checked} signatures verify"
+                  if known is not None else "")
+        typer.echo(f"OK: batch {result.batch_id} row {result.row_index} of "
+                   f"{result.row_count}: the row (notification id {result.row_position}) "
+                   f"folds to the rows root of its manifest (notification id "
+                   f"{result.manifest_position}), both leaves of the "
+                   f"{result.checkpoint.size}-leaf checkpoint of {result.checkpoint.origin}"
+                   f"{signed}")
+    elif isinstance(result, proofs.VerifiedReceipt):
         cp = result.checkpoint
         typer.echo(f"OK: receipt: records at notification ids "
                    f"{', '.join(str(e.record.position) for e in result.entries)} are leaves "
@@ -192,12 +206,15 @@ def tree_catch_up() -> None:
     typer.echo(f"tree: {state.size} leaves")
 
 
-def _verify_any(text: str, keys: list[str]) -> object:
-    """A proof bundle, a write's receipt, or a write's whole answer holding its receipt."""
+def _verify_any(text: str, keys: list[str], officials: list | None = None) -> object:
+    """A proof bundle, a batch row's bundle, a write's receipt, or a write's whole answer
+    holding its receipt."""
     try:
         data = json.loads(text)
     except ValueError:
         return proofs.verify_bundle(text, keys)  # says why it is not a bundle
+    if isinstance(data, dict) and data.get("type") == BATCH_ROW:
+        return verify_batch_row_bundle(data, keys, officials)
     if isinstance(data, dict) and isinstance(data.get("receipt"), dict):
         data = data["receipt"]
     if isinstance(data, dict) and data.get("type") == proofs.RECEIPT:
@@ -216,6 +233,19 @@ def _chains(s: object) -> list[ChainReport]:
         return verify_chains(engine, commitments)
     finally:
         engine.dispose()
+
+
+def _officials(path: Path) -> list:
+    """``--officials``: a JSON list of {official_id, key_id, public_key}."""
+    try:
+        found = json.loads(_read_text(path))
+    except ValueError as exc:
+        raise UserError(f"{path}: expected JSON, got {exc}") from None
+    if not isinstance(found, list) or not all(
+            isinstance(o, dict) and {"official_id", "key_id", "public_key"} <= set(o)
+            for o in found):
+        raise UserError(f"{path}: expected a list of {{official_id, key_id, public_key}}")
+    return found
 
 
 def _read_text(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""The read models (projections): follow the log, report lag, rebuild from zero.
+"""The read models (projections): follow the log, report lag and rebuilds, rebuild from zero.
 
 ``zhuisu project run`` is the worker of a PostgreSQL deployment (woken by NOTIFY; any
 number may run, each projection is advanced by one at a time); the server also catches
@@ -40,6 +40,13 @@ def run_worker(names: Names = None,
 def lag() -> None:
     """Per projection: its tracking position, the head of the log, and the gap."""
     print_json(run(lambda: runner.lag(settings().database_url)))
+
+
+@app.command()
+def status() -> None:
+    """Per projection: position, head, lag, failed events, and a rebuild under way (a new
+    layout built beside the live tables: its version, position, events behind, start)."""
+    print_json(run(lambda: runner.lag(settings().database_url, failures=5)))
 
 
 @app.command("catch-up")

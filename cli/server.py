@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.adapter import display_url, fail, open_app, run, settings
+from cli.adapter import cli_user, display_url, fail, open_app, run, settings
 from store.settings import Settings, build_app
 
 app = typer.Typer()
@@ -55,6 +55,11 @@ def demo(
         min=0, help="plant this many of each kind of misconduct the red-flag rules look for")] = 0,
     truth: Annotated[Path | None, typer.Option(
         help="write the ground truth (what was planted, what the rules must flag) as JSON")] = None,
+    plant_registers: Annotated[int, typer.Option(
+        "--plant-registers", min=0,
+        help="plant this many register matches of each comparison model (大数据比对): the "
+             "registers are written beside --truth (or to ./demo-registers) with their "
+             "ground truth, and imported")] = 0,
 ) -> None:
     """Fill an empty store with demo regions, officials, households and money."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -73,7 +78,9 @@ def demo(
     if not store_is_empty(zhuisu):
         fail(refusal)
     options: dict[str, Any] = ({"size": size.value} | ({} if seed is None else {"seed": seed})
-                               | ({"plant": plant} if plant else {}))
+                               | ({"plant": plant} if plant else {})
+                               | ({"plant_registers": plant_registers} if plant_registers
+                                  else {}))
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task(f"demo ({size.value})", total=None)
@@ -92,3 +99,24 @@ def demo(
         write_truth(summary.truth, truth)
         planted = sum(len(r["planted"]) for r in summary.truth["rules"].values())
         typer.echo(f"truth: {planted} planted items ({plant} per kind) written to {truth}")
+    if summary.registers is not None:
+        _import_registers(zhuisu, summary.registers, truth)
+
+
+def _import_registers(zhuisu: Any, registers: Any, truth: Path | None) -> None:
+    """Write the planted registers and their truth, and import them (as ``cli:<user>``)."""
+    from exchange.registers import import_register
+
+    folder = (truth.parent / f"{truth.stem}-registers") if truth else Path("demo-registers")
+    truth_path = (truth.parent / f"{truth.stem}.registers.json") if truth \
+        else folder / "truth.json"
+    registers.write(folder, truth_path)
+    kept = 0
+    for f in registers.files:
+        done = run(lambda f=f: import_register(
+            zhuisu, department=f.department, kind=f.kind, as_of=f.as_of, data=f.data,
+            filename=f.filename, imported_by=cli_user(), confirm=True))
+        kept += done["rows_kept"]
+    planted = sum(len(m["planted"]) for m in registers.truth["models"].values())
+    typer.echo(f"registers: {len(registers.files)} files ({kept} rows) imported from {folder}; "
+               f"truth: {planted} planted matches written to {truth_path}")

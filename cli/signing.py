@@ -113,11 +113,14 @@ def sign_envelope(command: Any, key: SigningKey, official: str, role: Role,
 
 @app.command()
 def sign(
-    command_json: Annotated[str, typer.Argument(help="command file ('-' for stdin)")],
     key: Annotated[Path, typer.Option("--key", help="private key file (zhuisu keygen)")],
     official: Annotated[str, typer.Option("--official", help="your official UUID")],
     role: Annotated[Role, typer.Option("--role", help="the role you sign in")],
+    command_json: Annotated[str | None, typer.Argument(
+        help="command file ('-' for stdin); or --draft")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="write here, not stdout")] = None,
+    draft: Annotated[str | None, typer.Option("--draft", help="sign a draft of the signing "
+                                              "queue (签字队列) instead: cli/drafts.py")] = None,
 ) -> None:
     """Add your signature over the command's canonical content.
 
@@ -126,6 +129,13 @@ def sign(
     Clear ID numbers in content.members[*].id_number (and a clear content.bank_account)
     are first replaced by their keyed hash (the deployment's ID pepper), so no ID number is ever signed or sent.
     """
+    if (draft is None) == (command_json is None):
+        fail("give a command file or --draft ID (not both)")
+    if draft is not None:
+        from cli.drafts import sign_draft
+
+        return sign_draft(draft, run(lambda: load_key(key)), official, role)
     s = settings()
-    signed = run(lambda: sign_envelope(read_json(command_json), load_key(key), official, role, s))
+    signed = run(lambda: sign_envelope(read_json(str(command_json)), load_key(key), official,
+                                       role, s))
     run(lambda: print_json(signed, out))

@@ -75,6 +75,10 @@ NAV = [("/console/", "总览", None), ("/console/flags", "问题线索", None),
        ("/console/officials", "干部", None), ("/console/cases", "案件", {"inspector", "admin"}),
        ("/console/replay", "回放", None), ("/console/log", "日志", None),
        ("/console/exports", "台账", None),
+       ("/console/compare", "大数据比对", None), ("/console/leads", "线索处置", None),
+       ("/console/imports", "导入", {"fund_officer", "county_approver"}),
+       ("/console/drafts", "签字队列", {"fund_officer", "village_official", "township_reviewer",
+                                    "county_approver"}),
        ("/console/accounts", "账号", {"admin"})]
 
 

@@ -51,6 +51,7 @@ from demo.county import (
     townships,
 )
 from demo.misconduct import plant_misconduct
+from demo.registers import plant_registers as plant_register_matches
 
 __all__ = ["DemoSummary", "RecordClock", "StoreNotEmpty", "build_demo", "load_demo_if_empty",
            "store_is_empty"]
@@ -102,7 +103,9 @@ def _signed_commands(steps: list[Step], seed: int, in_worker: bool) -> Iterator[
 
 def build_demo(app: Zhuisu, size: str = "small", seed: int = 20251,
                progress: Callable[[int, int], None] | None = None, *, plant: int = 0,
-               allow_existing: bool = False, sign_in_worker: bool | None = None) -> DemoSummary:
+               allow_existing: bool = False, sign_in_worker: bool | None = None,
+               plant_registers: int = 0, register_noise: int | dict[str, int] = 20
+               ) -> DemoSummary:
     """Build the synthetic county of ``size`` and its year 2025 through ``app.execute``.
 
     One transaction (``app.batch()``) for the set-up, then the year in record order,
@@ -115,7 +118,10 @@ def build_demo(app: Zhuisu, size: str = "small", seed: int = 20251,
     sizes when there is more than one CPU) signs the commands in a second process,
     overlapping with their execution.  A store that already holds events is refused
     (``StoreNotEmpty``) unless ``allow_existing``; even then the demo's fixed region and
-    official codes must be free.
+    official codes must be free.  ``plant_registers`` plants that many register matches of
+    each comparison model (``demo.registers``; ``register_noise`` rows of people from
+    elsewhere per register): ``DemoSummary.registers`` holds the files to import and their
+    truth.
     """
     _shape(size)
     if plant < 0:
@@ -133,6 +139,8 @@ def build_demo(app: Zhuisu, size: str = "small", seed: int = 20251,
     plan.plan_year()
 
     truth = plant_misconduct(plan, plant)
+    registers = plant_register_matches(plan, plant_registers, register_noise) \
+        if plant_registers else None
     plan.plan_funding()
     batches = plan.batches()
     total = sum(len(b) for b in batches)
@@ -170,7 +178,7 @@ def build_demo(app: Zhuisu, size: str = "small", seed: int = 20251,
         accounts={f"{r}/{s}": str(FundAccount.create_id(r, s))
                   for r in [PROVINCE, CITY, COUNTY, *townships(size)]
                   for s in ("central", "provincial")},
-        plant=plant, truth=truth)
+        plant=plant, truth=truth, registers=registers)
 
 
 def _run(app: Zhuisu, item: Admin | Step, commands: Iterator[dict[str, Any]]) -> None:

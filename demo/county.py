@@ -262,6 +262,7 @@ class DemoSummary:
     accounts: dict[str, str] = field(repr=False)  # "<region>/<fund source>" → account id
     plant: int = 0  # misconduct planted per kind (``demo.misconduct``)
     truth: dict[str, Any] = field(default_factory=dict, repr=False)  # what the rules must find
+    registers: Any = field(default=None, repr=False)  # demo.registers.RegisterPlant, if planted
 
     @property
     def status_counts(self) -> dict[str, int]:

@@ -49,6 +49,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Repos
 from eventsourcing.domain import Aggregate, CanCreateTimestamp
 from eventsourcing.persistence import EventStore, JSONTranscoder, StoredEvent, Transcoding
 
+from domain import batch
 from domain.authorisation import Verifier, authorise, parse_signatures
 from domain.case import (
     OVERSIGHT_LEVELS,
@@ -78,8 +79,10 @@ from domain.limits import (
     year_of_record,
 )
 from domain.official import Official
+from domain.positions import STEP_RULES
 from domain.project import Project
-from domain.region import Region, RegionLevel, Unit
+from domain.region import Region, RegionLevel, RegionPath, Unit
+from domain.roster import Roster
 from domain.repository import LockedCacheRepository
 from domain.signed import Authoriser, signed_content, step_name
 from domain.signing import canonical_json, step_message, verify_signature
@@ -250,11 +253,18 @@ STEPS: dict[str, tuple[type[Aggregate], str]] = {
     "FundAccount.Disbursed": (FundAccount, "disburse"),
     "FundAccount.Recovered": (FundAccount, "recover"),
     "FundAccount.Reversed": (FundAccount, "reverse"),
+    "FundAccount.BatchOrdered": (FundAccount, "order_batch"),
+    "FundAccount.ReturnsRecorded": (FundAccount, "record_returns"),
+    "Roster.Imported": (Roster, "record"),
 }
-CREATION_STEPS = {"Household.Applied", "Project.Approved"}
+# Steps whose command carries ``rows`` beside its content: the manifest (content) commits
+# to them by Merkle root, count and total, and is what the officials sign (domain.batch).
+ROW_STEPS = {"FundAccount.BatchOrdered", "FundAccount.ReturnsRecorded", "Roster.Imported"}
+CREATION_STEPS = {"Household.Applied", "Project.Approved", "Roster.Imported"}
 DATE_FIELDS = {"effective_date"}
 # Fields of a method that the service supplies, never the client.
-SERVICE_ARGS = {"authorise", "region_path", "household", "project", "to", "counterpart"}
+SERVICE_ARGS = {"authorise", "region_path", "household", "project", "to", "counterpart",
+                "rows", "households", "signatures"}
 # Fields the client names and the service resolves into an aggregate (the signed content
 # still carries the id): the account an allocation goes to.
 RESOLVED_FIELDS = {"FundAccount.Allocated": {"to_account_id"}}
@@ -316,6 +326,26 @@ class Zhuisu(Application):
             cached = self._seal_key = (pepper, snapshot_seal_key(pepper))
         return cached[1]
 
+    def _take_snapshots(self, processing_event: Any) -> None:
+        """One snapshot per aggregate per save, at the last interval its new events cross
+        (the library takes one at every crossing, each a replay from the store: a
+        100,000-row batch would replay the account 500 times)."""
+        if not (self.snapshots and self.snapshotting_intervals):
+            return
+        crossed: set[Any] = set()
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates.get(event.originator_id)
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval is not None and event.originator_version % interval == 0:
+                crossed.add(event.originator_id)
+        if not crossed or self._snapshot_key() is None:
+            return
+        for aggregate_id in crossed:
+            # The saved aggregate itself is the recorded state at its version: no replay.
+            aggregate = processing_event.aggregates[aggregate_id]
+            snapshot_class = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
+            self.snapshots.put([snapshot_class.take(aggregate)])
+
     def take_snapshot(self, aggregate_id: Any, version: int | None = None,
                       projector_func: Any = None) -> None:
         """The library's, but only when the snapshot can be sealed (a pepper is set)."""
@@ -344,6 +374,70 @@ class Zhuisu(Application):
         if not isinstance(agg, cls):
             raise NotFound(f"{aid} is a {type(agg).__name__}, not a {cls.__name__}", field=field)
         return agg
+
+    def load_many(self, cls: type[A], ids: list[UUID], fields: list[str]) -> dict[UUID, A]:
+        """Many aggregates at once (a batch's payees): their events read in chunks of one
+        query each and replayed, the open batch's and the cache's own instances used where
+        they are; an id that names nothing is left out (the caller names the row).  For
+        aggregates without snapshots (households, projects): an aggregate with a snapshot
+        is loaded the ordinary way."""
+        found: dict[UUID, A] = {}
+        wanted: dict[UUID, str] = {}
+        for aid, field in zip(ids, fields):
+            if aid in found or aid in wanted:
+                continue
+            if self._batch is not None and aid in self._batch:
+                found[aid] = self.load(cls, aid, field)
+            else:
+                wanted[aid] = field
+        mapper = self.mapper
+        pending = list(wanted)
+        for k in range(0, len(pending), 500):
+            chunk = pending[k:k + 500]
+            events: dict[UUID, list[Any]] = {}
+            for stored in self._select_events_of(chunk):
+                events.setdefault(UUID(str(stored.originator_id)), []).append(
+                    mapper.to_domain_event(stored))
+            for aid in chunk:
+                if aid not in events:
+                    continue
+                agg = None
+                for e in events[aid]:
+                    agg = e.mutate(agg)
+                if not isinstance(agg, cls):
+                    raise NotFound(f"{aid} is a {type(agg).__name__}, not a {cls.__name__}",
+                                   field=wanted[aid])
+                found[aid] = agg
+                if self._batch is not None:
+                    self._batch[aid] = agg
+        return found
+
+    def _select_events_of(self, ids: list[UUID]) -> list[StoredEvent]:
+        """Every stored event of ``ids``, in version order per aggregate (one query)."""
+        recorder = self.recorder
+        if not ids:
+            return []
+        if hasattr(recorder, "convert_originator_id"):  # SQLite
+            marks = ", ".join("?" * len(ids))
+            statement = (f"SELECT originator_id, originator_version, topic, state FROM "
+                         f"{recorder.events_table_name} WHERE originator_id IN ({marks}) "
+                         "ORDER BY originator_id, originator_version")
+            with recorder.datastore.transaction(commit=False) as c:
+                c.execute(statement, [i.hex for i in ids])
+                return [StoredEvent(recorder.convert_originator_id(r["originator_id"]),
+                                    r["originator_version"], r["topic"], r["state"])
+                        for r in c.fetchall()]
+        from psycopg.sql import SQL, Identifier
+
+        statement = SQL("SELECT originator_id, originator_version, topic, state FROM "
+                        "{schema}.{table} WHERE originator_id = ANY(%s) "
+                        "ORDER BY originator_id, originator_version").format(
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name))
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (ids,))
+            return [StoredEvent(r["originator_id"], r["originator_version"], r["topic"],
+                                bytes(r["state"])) for r in curs.fetchall()]
 
     def exists(self, aggregate_id: UUID) -> bool:
         if self._batch is not None and aggregate_id in self._batch:
@@ -537,6 +631,11 @@ class Zhuisu(Application):
         check_values(dict(content), "")
         now = self.clock()
         kwargs = {k: (fact_date(v, k, now) if k in DATE_FIELDS else v) for k, v in content.items()}
+        if step in ROW_STEPS:
+            kwargs["rows"] = command.get("rows")
+        elif command.get("rows") is not None:
+            raise InvalidInput(f"{step} carries no rows; only {sorted(ROW_STEPS)} do",
+                               field="rows")
         authorise = self.authoriser(command.get("signatures"))
         handler = getattr(self, "_" + step.replace(".", "_").lower(), self._step_on_existing)
         subject, recorded = handler(step, command.get("subject"), kwargs, authorise)
@@ -681,6 +780,100 @@ class Zhuisu(Application):
         account.disburse(**kw, household=household, project=project, authorise=authorise)
         self._commit(account, project)
         return account.id, account.version != version
+
+    def _fundaccount_batchordered(self, step: str, subject: Any, kw: dict[str, Any],
+                                  authorise: Authoriser) -> tuple[UUID, bool]:
+        """支付令: load the account and every payee, refuse a village whose payments of the
+        purpose are suspended by an open case, then pay the rows all or none."""
+        account = self.load(FundAccount, subject)
+        rows = kw.get("rows")
+        ids, fields = [], []
+        for i, row in enumerate(rows if isinstance(rows, list) else []):
+            payee = row.get("payee_id") if isinstance(row, Mapping) else None
+            try:
+                ids.append(UUID(str(payee)))
+            except ValueError:
+                continue  # a malformed id is named by the row check
+            fields.append(f"rows[{i}].payee_id")
+        households = {str(k): v for k, v in self.load_many(Household, ids, fields).items()}
+        version = account.version
+        if not account.already_accepted(step, {k: v for k, v in kw.items() if k != "rows"}):
+            for village in sorted({h.region_path.get("village") for h in households.values()}
+                                  - {None}):
+                case_no = self.region(village).suspension_of(str(kw.get("purpose")))
+                if case_no is not None:
+                    raise PolicySuspended(
+                        f"{kw.get('purpose')} payments to village {village} are suspended "
+                        f"while case {case_no} is open and not rectified (暂停享受相关政策)",
+                        field="content.purpose", case_no=case_no)
+        account.order_batch(**kw, households=households, authorise=authorise)
+        self._commit(account)
+        return account.id, account.version != version
+
+    def _roster_imported(self, step: str, subject: Any, kw: dict[str, Any],
+                         authorise: Authoriser) -> tuple[UUID, bool]:
+        """花名册导入: the county signs the manifest once; every household row becomes a
+        household on the register, all or none (``domain.roster``)."""
+        import_id = str(kw.get("import_id"))
+        try:
+            import_id = str(UUID(import_id))
+        except ValueError as exc:
+            raise InvalidInput("must be a UUID chosen by the client", field="content.import_id") \
+                from exc
+        rid = Roster.create_id(import_id)
+        self._check_subject(subject, rid)
+        county = self.region(str(kw.get("county_code")), "content.county_code")
+        if county.level is not RegionLevel.COUNTY:
+            raise InvalidInput(f"{county.code} is a {county.level.value}, not a county",
+                               field="content.county_code")
+        rows = [batch.roster_row(r, i) for i, r in enumerate(batch.rows_list(kw.get("rows")))]
+        batch.check_manifest(tag=batch.ROSTER_ROW, manifest_id=import_id, rows=rows,
+                             row_count=kw.get("row_count"), total_fen=None,
+                             root=kw.get("rows_root"))
+        content = {k: v for k, v in kw.items() if k != "rows"}
+        content["import_id"] = import_id
+        for name in ("source_file", "source_sha256"):
+            if not isinstance(content.get(name), str) or not content[name]:
+                raise InvalidInput("a roster import names its file and the file's SHA-256",
+                                   field=f"content.{name}")
+        if self.exists(rid):
+            if self.load(Roster, rid).already_accepted(step, content):
+                return rid, False
+            raise AlreadyExists(f"roster import {import_id} was recorded with other content",
+                                field="content.import_id")
+        paths: dict[str, RegionPath] = {}
+        seen: set[str] = set()
+        ids = [Household.create_id(str(row["household_code"])) for row in rows]
+        on_record = {UUID(str(e.originator_id)) for k in range(0, len(ids), 500)
+                     for e in self._select_events_of(ids[k:k + 500])}
+        for i, row in enumerate(rows):
+            code = str(row["village_code"])
+            if code not in paths:
+                village = self.region(code, f"rows[{i}].village_code")
+                if village.level is not RegionLevel.VILLAGE or \
+                        village.path.get("county") != county.code:
+                    raise InvalidInput(f"{code} is not a village of county {county.code}",
+                                       field=f"rows[{i}].village_code")
+                paths[code] = village.path
+            hid = ids[i]
+            if str(hid) in seen:
+                raise InvalidInput("the same household twice", field=f"rows[{i}].household_code")
+            seen.add(str(hid))
+            if hid in on_record or (self._batch is not None and hid in self._batch):
+                raise AlreadyExists(f"household {row['household_code']} is already on record; "
+                                    "a roster import adds new households only",
+                                    field=f"rows[{i}].household_code")
+        signatures = authorise(step=step, subject=rid, content=canonical_json(content),
+                               rule=STEP_RULES[step], region_path=county.path,
+                               day=content["effective_date"])
+        roster = Roster.record(**content, rows=rows, region_path=county.path,
+                               signatures=signatures)
+        households = [Household.import_row(row=row, index=i, import_id=import_id,
+                                           region_path=paths[str(row["village_code"])],
+                                           signatures=signatures)
+                      for i, row in enumerate(rows)]
+        self._commit(roster, *households)
+        return rid, True
 
     def _fundaccount_recovered(self, step: str, subject: Any, kw: dict[str, Any],
                                authorise: Authoriser) -> tuple[UUID, bool]:

@@ -9,6 +9,14 @@ approved project within budget; a purpose on the negative list is refused.  Ever
 event carries business date, purpose code, document number and three signatures, at the
 account's own level — but a payment to a household from a township account may be prepared
 by the payee village's 报账员, who makes the 发放清册 (村账乡代管: ``positions.money_rule``).
+
+A payment batch (支付令 + 分户清单, ``BatchOrdered``) pays many households at once, signed
+once over a manifest (``domain.batch``); a bank return (回盘, ``ReturnsRecorded``) brings
+the failed payments back (``PaymentReturned``), and a later batch may re-issue them.
+
+Why one file: every movement reads and changes the same state (balance, movements, the
+batches), and each invariant (never negative, purpose, payee on the register, one
+re-issue per return) is checked against it; split, the rules would lose sight of each other.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain import batch
 from domain.errors import (
     AlreadyReversed,
     IdempotencyConflict,
@@ -42,6 +51,29 @@ def _movement_id(value: object) -> str:
     except ValueError as exc:
         raise InvalidInput("must be a UUID chosen by the client (it makes retries safe)",
                            field="movement_id") from exc
+
+
+def batch_id_of(value: object, field: str = "batch_id") -> str:
+    try:
+        return str(UUID(str(value)))
+    except ValueError as exc:
+        raise InvalidInput("must be a UUID chosen by the client (it makes retries safe)",
+                           field=field) from exc
+
+
+def _source(value: object, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 300:
+        raise InvalidInput("the file a batch came from: text of at most 300 characters, or null",
+                           field=field)
+    return value
+
+
+def _count(value: object, field: str = "credited_count") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput("must be a non-negative integer", field=field)
+    return value
 
 
 def _doc(value: object) -> str:
@@ -84,6 +116,7 @@ class FundAccount(SignedAggregate):
         self.received = 0  # money that entered from outside, net of reversals
         self.paid_out = 0  # disbursed, net of recoveries and reversals
         self.movements: dict[str, dict[str, Any]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}  # 支付令: batch id → its manifest
         self.accepted = {}
 
     @property
@@ -229,12 +262,7 @@ class FundAccount(SignedAggregate):
             raise InvalidInput(f"{p.code} ({p.title}) is not paid to a {kind.value}", field="purpose")
         day = c["effective_date"]
         if kind is PayeeKind.HOUSEHOLD:
-            if household is None or str(household.id) != c["payee_id"]:
-                raise NotFound(f"no household {payee_id}", field="payee_id")
-            if household.region_path.get(self.level.value) != self.region_code:
-                raise InvalidInput(f"household {household.code} is outside {self.name}'s region",
-                                   field="payee_id")
-            household.check_can_receive(day, p)
+            self._check_household(household, c["payee_id"], day, p, "payee_id")
         else:
             pid = c["project_id"] if kind is PayeeKind.SUPPLIER else c["payee_id"]
             if project is None or str(project.id) != pid:
@@ -252,16 +280,216 @@ class FundAccount(SignedAggregate):
                                    amount_fen=c["amount_fen"], effective_date=day)
         return True
 
+    def _check_household(self, household: Household | None, payee_id: str, day: dt.date,
+                         p: Any, field: str) -> None:
+        if household is None or str(household.id) != payee_id:
+            raise NotFound(f"no household {payee_id}", field=field)
+        if household.region_path.get(self.level.value) != self.region_code:
+            raise InvalidInput(f"household {household.code} is outside {self.name}'s region",
+                               field=field)
+        household.check_can_receive(day, p, field)
+
     @event("Disbursed")
     def _disbursed(self, movement_id: str, amount_fen: int, effective_date: dt.date, purpose: str,
                    document_no: str, payee_kind: str, payee_id: str, project_id: str | None,
-                   signatures: list[dict]) -> None:
+                   signatures: list[dict], batch: dict[str, Any] | None = None) -> None:
+        """``batch``: a row of a payment batch (its batch id, row index and the row's other
+        signed fields, ``domain.batch``); its ``signatures`` are the batch's, over the
+        manifest.  None (and not part of the signed content) for a payment signed alone."""
         self.balance -= amount_fen
         self.paid_out += amount_fen
-        self.movements[movement_id] = {"kind": "disbursed", "amount": amount_fen, "refunded": 0,
-                                       "reversed": False, "purpose": purpose,
-                                       "payee_kind": payee_kind, "payee_id": payee_id,
-                                       "project_id": project_id}
+        m = {"kind": "disbursed", "amount": amount_fen, "refunded": 0, "reversed": False,
+             "purpose": purpose, "payee_kind": payee_kind, "payee_id": payee_id,
+             "project_id": project_id}
+        if batch is not None:
+            m["batch_id"] = batch["batch_id"]
+            if batch.get("reissue_of"):
+                self.movements[batch["reissue_of"]]["reissued_by"] = movement_id
+        self.movements[movement_id] = m
+
+    # 支付令 + 分户清单: many payments signed once, over a manifest -----------------------
+    def order_batch(self, *, batch_id: str, effective_date: dt.date, purpose: str,
+                    document_no: str, payee_kind: str, row_count: int, total_fen: int,
+                    rows_root: str, source_file: str | None, source_sha256: str | None,
+                    rows: list[dict[str, Any]], households: dict[str, Household],
+                    authorise: Authoriser) -> bool:
+        """Pay every row of a batch, all or none; the signers sign the manifest once.
+
+        ``rows`` (``domain.batch.payment_row``) must be exactly what ``rows_root``, the
+        count and the total commit to.  Each row is checked as a payment to its household
+        would be (region, register status on the business date, the purpose's payees, a
+        re-issue names a returned payment to the same household); the account must hold the
+        total.  ``households``: the payees, loaded by the service.
+        """
+        bid = batch_id_of(batch_id)
+        if payee_kind != PayeeKind.HOUSEHOLD.value:
+            raise InvalidInput("batches pay households (到户); pay projects one by one",
+                               field="payee_kind")
+        checked = [batch.payment_row(r, i, payee_kind)
+                   for i, r in enumerate(batch.rows_list(rows))]
+        batch.check_manifest(tag=batch.PAYMENT_ROW, manifest_id=bid, rows=checked,
+                             row_count=row_count, total_fen=total_fen, root=rows_root)
+        c = {"batch_id": bid, "effective_date": business_date(effective_date),
+             "purpose": purpose_of(purpose).code, "document_no": _doc(document_no),
+             "payee_kind": payee_kind, "row_count": row_count, "total_fen": fen(total_fen),
+             "rows_root": rows_root, "source_file": _source(source_file, "source_file"),
+             "source_sha256": _source(source_sha256, "source_sha256")}
+        encoded = canonical_json(c)
+        if bid in self.batches:
+            if self.already_accepted("FundAccount.BatchOrdered", encoded):
+                return False
+            raise IdempotencyConflict(f"batch {bid} was already ordered with another manifest",
+                                      field="content.batch_id")
+        p = purpose_of(c["purpose"])
+        if PayeeKind.HOUSEHOLD not in p.payees:
+            raise InvalidInput(f"{p.code} ({p.title}) is not paid to households", field="purpose")
+        day = c["effective_date"]
+        seen: set[str] = set()
+        reissued: set[str] = set()
+        for i, r in enumerate(checked):
+            where = f"rows[{i}]"
+            mid = r["movement_id"]
+            if mid in self.movements or mid in seen:
+                raise IdempotencyConflict(f"movement {mid} is already used",
+                                          field=f"{where}.movement_id")
+            seen.add(mid)
+            self._check_household(households.get(r["payee_id"]), r["payee_id"], day, p,
+                                  f"{where}.payee_id")
+            if r["reissue_of"] is not None:
+                self._check_reissue(r, reissued, where)
+        self._need(c["total_fen"], "content.total_fen")
+        villages = {households[r["payee_id"]].region_path.get("village") for r in checked}
+        if len(villages) == 1:  # one village's 发放清册: its 报账员 may prepare it (村账乡代管)
+            path = households[checked[0]["payee_id"]].region_path
+            rule = money_rule(self.level, PayeeKind.HOUSEHOLD.value)
+        else:
+            path, rule = self.region_path, money_rule(self.level)
+        signatures = authorise(step="FundAccount.BatchOrdered", subject=self.id,
+                               content=encoded, rule=rule, region_path=path, day=day)
+        self._batch_ordered(**c, signatures=signatures)
+        for i, r in enumerate(checked):
+            self._disbursed(movement_id=r["movement_id"], amount_fen=r["amount_fen"],
+                            effective_date=day, purpose=c["purpose"],
+                            document_no=c["document_no"], payee_kind=payee_kind,
+                            payee_id=r["payee_id"], project_id=None, signatures=signatures,
+                            batch={"batch_id": bid, "row": i,
+                                   **{k: r[k] for k in batch.PAYMENT_EXTRAS}})
+        return True
+
+    def _check_reissue(self, row: dict[str, Any], reissued: set[str], where: str) -> None:
+        """A re-issue (重新发放) names a payment the bank returned, to the same household,
+        not re-issued before."""
+        of = row["reissue_of"]
+        original = self.movements.get(of)
+        if original is None or original.get("kind") != "disbursed":
+            raise NotFound(f"no payment {of} on account {self.name}", field=f"{where}.reissue_of")
+        if not original.get("returned"):
+            raise InvalidInput(f"payment {of} was not returned by the bank; only a returned "
+                               "payment is re-issued", field=f"{where}.reissue_of")
+        if original["payee_id"] != row["payee_id"]:
+            raise InvalidInput(f"payment {of} was to another payee", field=f"{where}.reissue_of")
+        if original.get("reissued_by") or of in reissued:
+            raise InvalidInput(f"payment {of} was already re-issued",
+                               field=f"{where}.reissue_of")
+        reissued.add(of)
+
+    @event("BatchOrdered")
+    def _batch_ordered(self, batch_id: str, effective_date: dt.date, purpose: str,
+                       document_no: str, payee_kind: str, row_count: int, total_fen: int,
+                       rows_root: str, source_file: str | None, source_sha256: str | None,
+                       signatures: list[dict]) -> None:
+        self.batches[batch_id] = {"row_count": row_count, "total_fen": total_fen,
+                                  "purpose": purpose, "effective_date": effective_date,
+                                  "return_id": None}
+
+    # 回盘: the bank's answer to a batch; returned payments come back to the account ----
+    def record_returns(self, *, return_id: str, batch_id: str, effective_date: dt.date,
+                       document_no: str, row_count: int, returned_fen: int,
+                       credited_count: int, credited_fen: int, rows_root: str,
+                       source_file: str | None, source_sha256: str | None,
+                       rows: list[dict[str, Any]], authorise: Authoriser) -> bool:
+        """Record a batch's bank return: ``rows`` are the returned (failed) payments, each
+        of which comes back to the account as its own ``PaymentReturned``; the batch's
+        other rows were credited.  The counts and totals must add up to the batch's."""
+        rid, bid = batch_id_of(return_id, "return_id"), batch_id_of(batch_id)
+        checked = [batch.return_row(r, i) for i, r in enumerate(rows or [])]
+        if not isinstance(rows, list):
+            raise InvalidInput("a bank return carries its returned rows (a list, maybe empty)",
+                               field="rows")
+        batch.check_manifest(tag=batch.RETURN_ROW, manifest_id=rid, rows=checked,
+                             row_count=row_count, total_fen=returned_fen, root=rows_root,
+                             total_field="returned_fen")
+        c = {"return_id": rid, "batch_id": bid, "effective_date": business_date(effective_date),
+             "document_no": _doc(document_no), "row_count": row_count,
+             "returned_fen": returned_fen, "credited_count": _count(credited_count),
+             "credited_fen": _count(credited_fen, "credited_fen"), "rows_root": rows_root,
+             "source_file": _source(source_file, "source_file"),
+             "source_sha256": _source(source_sha256, "source_sha256")}
+        encoded = canonical_json(c)
+        ordered = self.batches.get(bid)
+        if ordered is None:
+            raise NotFound(f"no batch {bid} on account {self.name}", field="content.batch_id")
+        if ordered["return_id"] is not None:
+            if ordered["return_id"] == rid and self.already_accepted(
+                    "FundAccount.ReturnsRecorded", encoded):
+                return False
+            raise IdempotencyConflict(f"batch {bid} already has its bank return "
+                                      f"{ordered['return_id']}", field="content.batch_id")
+        if c["effective_date"] < ordered["effective_date"]:
+            raise InvalidInput("a bank return comes after the batch it answers",
+                               field="effective_date")
+        if row_count + c["credited_count"] != ordered["row_count"]:
+            raise InvalidInput(f"the batch has {ordered['row_count']} rows; {row_count} returned "
+                               f"and {c['credited_count']} credited", field="content.credited_count")
+        if returned_fen + c["credited_fen"] != ordered["total_fen"]:
+            raise InvalidInput(f"the batch ordered {ordered['total_fen']} fen; returned and "
+                               "credited must add up to it", field="content.credited_fen")
+        seen: set[str] = set()
+        for i, r in enumerate(checked):
+            where = f"rows[{i}]"
+            m = self.movements.get(r["of_movement_id"])
+            if m is None or m.get("batch_id") != bid or r["of_movement_id"] in seen:
+                raise InvalidInput(f"{r['of_movement_id']} is not a payment of batch {bid}"
+                                   if r["of_movement_id"] not in seen else "named twice",
+                                   field=f"{where}.of_movement_id")
+            seen.add(r["of_movement_id"])
+            if m["amount"] != r["amount_fen"]:
+                raise InvalidInput(f"that payment was {m['amount']} fen",
+                                   field=f"{where}.amount_fen")
+            if m["reversed"] or m["refunded"]:
+                raise InvalidInput("that payment was already reversed or recovered",
+                                   field=f"{where}.of_movement_id")
+        signatures = self._sign("ReturnsRecorded", c, encoded, authorise)
+        self._returns_recorded(**c, signatures=signatures)
+        for i, r in enumerate(checked):
+            self._payment_returned(
+                movement_id=batch.returned_movement_id(rid, i), of_movement_id=r["of_movement_id"],
+                amount_fen=r["amount_fen"], effective_date=c["effective_date"],
+                purpose=ordered["purpose"], document_no=c["document_no"], reason=r["reason"],
+                signatures=signatures,
+                batch={"return_id": rid, "row": i, **{k: r[k] for k in batch.RETURN_EXTRAS}})
+        return True
+
+    @event("ReturnsRecorded")
+    def _returns_recorded(self, return_id: str, batch_id: str, effective_date: dt.date,
+                          document_no: str, row_count: int, returned_fen: int,
+                          credited_count: int, credited_fen: int, rows_root: str,
+                          source_file: str | None, source_sha256: str | None,
+                          signatures: list[dict]) -> None:
+        self.batches[batch_id]["return_id"] = return_id
+
+    @event("PaymentReturned")
+    def _payment_returned(self, movement_id: str, of_movement_id: str, amount_fen: int,
+                          effective_date: dt.date, purpose: str, document_no: str, reason: str,
+                          signatures: list[dict], batch: dict[str, Any]) -> None:
+        """退回: the bank could not credit the payment; the money is back on the account."""
+        original = self.movements[of_movement_id]
+        original["refunded"] += amount_fen
+        original["returned"] = True
+        self.balance += amount_fen
+        self.paid_out -= amount_fen
+        self.movements[movement_id] = {"kind": "returned", "amount": amount_fen, "refunded": 0,
+                                       "reversed": True, "purpose": purpose}
 
     # 追回: wrongly paid money comes back ---------------------------------------------
     def recover(self, *, movement_id: str, of_movement_id: str, amount_fen: int,

@@ -200,7 +200,11 @@ class Household(SignedAggregate):
                  head_name: str, members: list[dict], main_cause: str,
                  secondary_causes: list[str], income_per_capita_fen: int,
                  bank_account_hash: str | None, region_path: dict[str, str],
-                 signatures: list[dict]) -> None:
+                 signatures: list[dict], batch: dict[str, Any] | None = None) -> None:
+        """``batch``: imported from the national register's 花名册 (``Roster.Imported``,
+        ``domain.batch``): the import, its row, the file rows, and the exit date if the
+        household had exited; on the register from ``effective_date`` (首次识别时间).
+        None (and not part of the signed content) for a household that applied here."""
         self.code = household_code
         self.village_code = village_code
         self.region_path = dict(region_path)
@@ -219,12 +223,59 @@ class Household(SignedAggregate):
         self.helper_official_id: str | None = None
         self.exit_year: int | None = None
         self.relapses = 0
-        self._init_accepted("Household.Applied", {
-            "household_code": household_code, "village_code": village_code,
-            "effective_date": effective_date, "head_name": head_name, "members": members,
-            "main_cause": main_cause, "secondary_causes": secondary_causes,
-            "income_per_capita_fen": income_per_capita_fen,
-            "bank_account_hash": bank_account_hash})
+        self.accepted = {}
+        if batch is None:  # an imported household is retried as its roster import
+            self._init_accepted("Household.Applied", {
+                "household_code": household_code, "village_code": village_code,
+                "effective_date": effective_date, "head_name": head_name, "members": members,
+                "main_cause": main_cause, "secondary_causes": secondary_causes,
+                "income_per_capita_fen": income_per_capita_fen,
+                "bank_account_hash": bank_account_hash})
+        if batch is not None:
+            self.status = Status.REGISTERED
+            self.history.append((effective_date, Status.REGISTERED))
+            if batch.get("exited_on"):
+                exited = dt.date.fromisoformat(str(batch["exited_on"]))
+                self.status = Status.EXITED
+                self.history.append((exited, Status.EXITED))
+                self.exit_year = exited.year
+                self.last_step_on = max(self.last_step_on, exited)
+
+    @classmethod
+    def import_row(cls, *, row: Mapping[str, Any], index: int, import_id: str,
+                   region_path: RegionPath, signatures: list[dict]) -> Household:
+        """A household of a roster import (花名册), on the register since its 首次识别时间;
+        its signatures are the import's (over the manifest that commits to the row)."""
+        where = f"rows[{index}]"
+        try:
+            content = {
+                "household_code": _text(row["household_code"], "household_code"),
+                "village_code": _text(row["village_code"], "village_code"),
+                "effective_date": business_date(row["effective_date"]),
+                "head_name": _text(row["head_name"], "head_name"),
+                "members": _members(row["members"]),
+                "main_cause": cls._cause(row["main_cause"], "main_cause"),
+                "secondary_causes": [cls._cause(c, f"secondary_causes[{i}]")
+                                     for i, c in enumerate(row["secondary_causes"])],
+                "income_per_capita_fen": _nonneg_int(row["income_per_capita_fen"],
+                                                     "income_per_capita_fen"),
+                "bank_account_hash": row["bank_account_hash"],
+            }
+            exited = row.get("exited_on")
+            if exited is not None:
+                exited = business_date(exited, "exited_on")
+                if exited < content["effective_date"]:
+                    raise InvalidInput("a household exits after it was registered",
+                                       field="exited_on")
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message, field=f"{where}.{exc.field}") from exc
+        if region_path.get("village") != content["village_code"]:
+            raise InvalidInput("region path does not end at the village",
+                               field=f"{where}.village_code")
+        return cls(**content, region_path=dict(region_path), signatures=signatures,
+                   batch={"import_id": import_id, "row": index,
+                          "exited_on": exited.isoformat() if exited else None,
+                          "source_rows": list(row.get("source_rows") or [])})
 
     # register queries -----------------------------------------------------------
     def status_on(self, day: dt.date) -> Status | None:
@@ -235,7 +286,7 @@ class Household(SignedAggregate):
                 status = s
         return status
 
-    def check_can_receive(self, day: dt.date, purpose: Purpose) -> None:
+    def check_can_receive(self, day: dt.date, purpose: Purpose, field: str = "payee_id") -> None:
         """A household payment needs the household on the register at the payment's date,
         or exited and the purpose one that continues after exit (脱贫不脱政策)."""
         status = self.status_on(day)
@@ -252,7 +303,7 @@ class Household(SignedAggregate):
                     if status is S.REMOVED else
                     f"had exited on {since} and {purpose.code} does not continue after exit; "
                     f"the payment is dated {paid}")
-        raise HouseholdNotRegistered(f"household {self.code} {what}", field="payee_id",
+        raise HouseholdNotRegistered(f"household {self.code} {what}", field=field,
                                      household_code=self.code)
 
     def status_since(self, day: dt.date) -> dt.date | None:

@@ -7,6 +7,7 @@ a number in clear and a leaked log cannot be brute-forced without the secret.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 
@@ -48,3 +49,21 @@ def hash_bank_account(number: str, pepper: bytes, field: str = "bank_account") -
 def mask_id_number(number: str) -> str:
     """For display and logs: keep the region prefix and the check digit only."""
     return number[:6] + "*" * 11 + number[-1:] if len(number) == 18 else "*" * len(number)
+
+
+def id_number_from_15(old: str) -> str:
+    """A first-generation 15-digit number (一代证) as its 18-digit form: "19" inserted after
+    the 6-digit area code, then the GB 11643 check character appended."""
+    old = old.strip()
+    if len(old) != 15 or not old.isdigit():
+        raise InvalidInput("must be a 15-digit first-generation ID number", field="id_number")
+    first17 = old[:6] + "19" + old[6:]
+    return first17 + check_digit(first17)
+
+
+def birth_date_of(number: str) -> dt.date | None:
+    """The birth date an 18-character ID number encodes, or None if it is no real date."""
+    try:
+        return dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return None

@@ -144,6 +144,8 @@ STEP_RULES: dict[str, StepRule] = {
     "Household.ObjectionResolved": _rule(ID, reviewer=TW),
     "Household.ReviewedByTownship": _rule(ID, preparer=TW, approver=TW),
     "Household.ApprovedByCounty": _rule(ID, preparer=CO, reviewer=CO, approver=CO),
+    # 花名册导入: a county vouches for the households it takes from the national register
+    "Roster.Imported": _rule(ID, preparer=CO, reviewer=CO, approver=CO),
     "Household.HelperAssigned": _rule(ID, approver=TW),
     "Household.AnnualReviewRecorded": _rule(ID, preparer=VI, reviewer=TW),
     # Exit 脱贫退出
@@ -185,7 +187,7 @@ def money_rules(step: str) -> list[tuple[dict[str, str], StepRule]]:
     out: list[tuple[dict[str, str], StepRule]] = []
     for level in ACCOUNT_LEVELS:
         out.append(({"account_level": level.value}, money_rule(level)))
-        if step == "FundAccount.Disbursed":
+        if step in ("FundAccount.Disbursed", "FundAccount.BatchOrdered"):
             household = money_rule(level, "household")
             if household != out[-1][1]:
                 out.append(({"account_level": level.value, "payee_kind": "household"},

@@ -46,8 +46,14 @@ def step_name(event: object) -> str:
     return type(event).__qualname__
 
 
+# Fields left out of the signed content when they are null: an optional field added to an
+# event later (a payment's ``batch``) leaves every earlier event's content as it was signed.
+UNSIGNED_WHEN_NULL = frozenset({"batch"})
+
+
 def signed_content(event: object) -> dict[str, Any]:
-    return {k: v for k, v in vars(event).items() if k not in FRAMEWORK_FIELDS | UNSIGNED}
+    return {k: v for k, v in vars(event).items() if k not in FRAMEWORK_FIELDS | UNSIGNED
+            and not (v is None and k in UNSIGNED_WHEN_NULL)}
 
 
 class SignedAggregate(Aggregate):
@@ -60,7 +66,8 @@ class SignedAggregate(Aggregate):
 
     class Event(Aggregate.Event):
         def apply(self, aggregate: Any) -> None:
-            if "signatures" in vars(self):
+            # A batch's row is retried only as its batch (whose manifest is digested).
+            if "signatures" in vars(self) and vars(self).get("batch") is None:
                 digest = content_digest(step_name(self), self.originator_id, signed_content(self))
                 aggregate.accepted[digest] = self.originator_version
 

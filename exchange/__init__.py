@@ -21,6 +21,9 @@ reader's jurisdiction and role, the names of signers
 the layout: sheets, columns, 元 and 万元 from fen, text    ``layout``
 cells, masking (脱敏), .xlsx and CSV, reading a CSV back
 Chinese names of rules, steps, statuses, fund sources      ``labels``
+imports (导入): 花名册, 发放清册, 回盘 → dry run, 错误清单,    ``imports``, ``imports_roster``,
+a draft of the signing queue                              ``imports_money``,
+                                                          ``imports_common``
 ======================================================  ===============================
 
 May import: ``domain``, ``store``, ``inspection``, ``projections`` and ``access``.

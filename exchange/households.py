@@ -57,7 +57,8 @@ from projections.aggregates import EVENTS_PAGE, account_view
 from projections.queries import balances, household_view, village_view
 
 SIGNED = ["经办", "审核", "审批"]
-COMING_BACK = {"FundAccount.Recovered": "追回", "FundAccount.Reversed": "冲正"}
+COMING_BACK = {"FundAccount.Recovered": "追回", "FundAccount.Reversed": "冲正",
+               "FundAccount.PaymentReturned": "退回"}
 ROLES = ["preparer", "reviewer", "approver"]
 
 
@@ -71,7 +72,7 @@ def _head_hash(household: Household) -> str | None:
 
 
 def _came_back(back: dict[str, int]) -> str | None:
-    """'已追回 30.01 元' / '已冲正 …' / both, from what came back of a payment."""
+    """'已追回 30.01 元' / '已冲正 …' / '已退回 …', from what came back of a payment."""
     return "；".join(f"已{how} {yuan(fen):,} 元" for how, fen in back.items() if fen) or None
 
 
@@ -141,7 +142,10 @@ def payments_ledger(context: Context, params: Params) -> Ledger:
     if region is not None and region["level"] == "village":  # its register, before loading
         living = {r["household_id"] for r in village_view(context.db, region["code"])["register"]}
         paid = [(f, sigs) for f, sigs in paid if f["payee_id"] in living]
-    payees: dict[str, Household] = {}
+    wanted = list(dict.fromkeys(UUID(f["payee_id"]) for f, _ in paid))
+    payees: dict[str, Household] = {  # every payee in one read per 500 (no per-household load)
+        str(hid): h for hid, h in context.app.load_many(
+            Household, wanted, ["payee_id"] * len(wanted)).items()}
     for f, _ in paid:
         if f["payee_id"] not in payees:
             payees[f["payee_id"]] = context.app.load(Household, f["payee_id"], "payee_id")

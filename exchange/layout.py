@@ -5,7 +5,7 @@ more ``Sheet``\\ s.  A sheet is a list of ``Column``\\ s, each of one kind, and 
 values — money always as integer fen, dates as ``date`` or ISO strings — plus the 合计 row
 and notes.  The layout is decided here once, for every ledger:
 
-* the workbook: row 1 the title (merged across the table), row 2 ``填报单位：…`` and
+* the workbook (written by XlsxWriter, streamed): row 1 the title (merged across the table), row 2 ``填报单位：…`` and
   ``填报日期：…``, row 3 the scope (口径: the filters) and the unit of amounts, row 4 the
   headers (bold, frozen, repeated on every printed page, with a filter), then the rows,
   the 合计 row (bold) and the notes (注);
@@ -170,77 +170,92 @@ def _value(column: Column, value: Any) -> Any:
 
 
 def to_xlsx(ledger: Ledger) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-    from openpyxl.utils import get_column_letter
+    """The workbook, streamed row by row (XlsxWriter, constant memory): a county's 发放清册
+    of 250,000 rows is written in seconds, each cell's format made once per kind."""
+    import xlsxwriter
 
-    thin = Side(style="thin", color="999999")
-    box = Border(left=thin, right=thin, top=thin, bottom=thin)
-    book = Workbook()
-    book.remove(book.active)
+    out = io.BytesIO()
+    book = xlsxwriter.Workbook(out, {"constant_memory": True, "in_memory": True,
+                                     "strings_to_numbers": False, "strings_to_formulas": False,
+                                     "strings_to_urls": False})
+    formats: dict[tuple, Any] = {}
+
+    def fmt(**props: Any) -> Any:
+        key = tuple(sorted(props.items()))
+        if key not in formats:
+            formats[key] = book.add_format(props)
+        return formats[key]
+
+    box = {"border": 1, "border_color": "#999999"}
     for sheet in ledger.sheets:
-        ws = book.create_sheet(sheet.name[:31])
+        ws = book.add_worksheet(sheet.name[:31])
         n = len(sheet.columns)
-        last = get_column_letter(n)
-        ws.cell(1, 1, sheet.title).font = Font(bold=True, size=14)
-        ws.cell(1, 1).alignment = Alignment(horizontal="center", vertical="center")
+        for i, column in enumerate(sheet.columns):
+            ws.set_column(i, i, column.width)
+        title = fmt(bold=True, font_size=14, align="center", valign="vcenter")
+        ws.set_row(0, 24)
         if n > 1:
-            ws.merge_cells(f"A1:{last}1")
-        ws.row_dimensions[1].height = 24
-        ws.cell(2, 1, f"填报单位：{ledger.unit}")
-        ws.cell(2, max(n, 2), f"填报日期：{ledger.on.isoformat()}").alignment = Alignment(
-            horizontal="right")
+            ws.merge_range(0, 0, 0, n - 1, sheet.title, title)
+        else:
+            ws.write_string(0, 0, sheet.title, title)
+        ws.write_string(1, 0, f"填报单位：{ledger.unit}")
+        ws.write_string(1, max(n, 2) - 1, f"填报日期：{ledger.on.isoformat()}", fmt(align="right"))
         if sheet.scope:
-            ws.cell(3, 1, f"口径：{sheet.scope}")
+            ws.write_string(2, 0, f"口径：{sheet.scope}")
         kinds = {c.kind for c in sheet.columns}
         if kinds & {MONEY, WAN}:
-            ws.cell(3, max(n, 2), "金额单位：万元" if MONEY not in kinds else "金额单位：元"
-                    ).alignment = Alignment(horizontal="right")
-        for i, column in enumerate(sheet.columns, 1):
-            c = ws.cell(HEADER_ROW, i, column.header)
-            c.font = Font(bold=True)
-            c.fill = PatternFill("solid", fgColor="DDE4EE")
-            c.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-            c.border = box
-            ws.column_dimensions[get_column_letter(i)].width = column.width
-        row_no = HEADER_ROW
+            ws.write_string(2, max(n, 2) - 1,
+                            "金额单位：万元" if MONEY not in kinds else "金额单位：元",
+                            fmt(align="right"))
+        head = fmt(bold=True, bg_color="#DDE4EE", align="center", valign="vcenter",
+                   text_wrap=True, **box)
+        for i, column in enumerate(sheet.columns):
+            ws.write_string(HEADER_ROW - 1, i, column.header, head)
+        cells = [fmt(num_format=NUMBER_FORMATS[c.kind], **box,
+                     **({"text_wrap": True, "valign": "top"}
+                        if c.kind == TEXT and c.width >= 24 else {}))
+                 for c in sheet.columns]
+        bold_cells = [fmt(num_format=NUMBER_FORMATS[c.kind], bold=True, **box,
+                          **({"text_wrap": True, "valign": "top"}
+                             if c.kind == TEXT and c.width >= 24 else {}))
+                      for c in sheet.columns]
+        row_no = HEADER_ROW - 1
         for row in sheet.rows:
             row_no += 1
-            _write_row(ws, row_no, sheet.columns, row, box)
+            _write_row(ws, row_no, sheet.columns, row, cells)
         if sheet.total is not None:
             row_no += 1
-            _write_row(ws, row_no, sheet.columns, sheet.total, box, bold=True)
+            _write_row(ws, row_no, sheet.columns, sheet.total, bold_cells)
         for note in sheet.notes:
             row_no += 1
-            ws.cell(row_no, 1, f"注：{note}").alignment = Alignment(wrap_text=False)
-        ws.freeze_panes = f"A{HEADER_ROW + 1}"
+            ws.write_string(row_no, 0, f"注：{note}")
+        ws.freeze_panes(HEADER_ROW, 0)
         if sheet.rows:
-            ws.auto_filter.ref = f"A{HEADER_ROW}:{last}{HEADER_ROW + len(sheet.rows)}"
-        ws.print_title_rows = f"{HEADER_ROW}:{HEADER_ROW}"
-        ws.page_setup.orientation = "landscape" if n > 6 else "portrait"
-        ws.page_setup.paperSize = ws.PAPERSIZE_A4
-        ws.page_setup.fitToWidth = 1
-        ws.page_setup.fitToHeight = 0
-        ws.sheet_properties.pageSetUpPr.fitToPage = True
-    book.properties.title = f"{ledger.title}（{ledger.unit}）"
-    book.properties.creator = "zhuisu 追溯"
-    out = io.BytesIO()
-    book.save(out)
+            ws.autofilter(HEADER_ROW - 1, 0, HEADER_ROW - 1 + len(sheet.rows), n - 1)
+        ws.repeat_rows(HEADER_ROW - 1)
+        if n > 6:
+            ws.set_landscape()
+        else:
+            ws.set_portrait()
+        ws.set_paper(9)  # A4
+        ws.fit_to_pages(1, 0)
+    book.set_properties({"title": f"{ledger.title}（{ledger.unit}）", "author": "zhuisu 追溯"})
+    book.close()
     return out.getvalue()
 
 
-def _write_row(ws: Any, row_no: int, columns: list[Column], values: list[Any], box: Any,
-               bold: bool = False) -> None:
-    from openpyxl.styles import Alignment, Font
-
-    for i, (column, value) in enumerate(zip(columns, values, strict=True), 1):
-        c = ws.cell(row_no, i, _value(column, value))
-        c.number_format = NUMBER_FORMATS[column.kind]
-        c.border = box
-        if column.kind == TEXT and column.width >= 24:
-            c.alignment = Alignment(wrap_text=True, vertical="top")
-        if bold:
-            c.font = Font(bold=True)
+def _write_row(ws: Any, row_no: int, columns: list[Column], values: list[Any],
+               cells: list[Any]) -> None:
+    for i, (column, value) in enumerate(zip(columns, values, strict=True)):
+        shown = _value(column, value)
+        if shown is None:
+            ws.write_blank(row_no, i, None, cells[i])
+        elif column.kind == TEXT:
+            ws.write_string(row_no, i, shown, cells[i])
+        elif column.kind == DATE:
+            ws.write_datetime(row_no, i, dt.datetime.combine(shown, dt.time()), cells[i])
+        else:
+            ws.write_number(row_no, i, shown, cells[i])
 
 
 # CSV -------------------------------------------------------------------------------------------

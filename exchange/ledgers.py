@@ -32,6 +32,7 @@ from sqlalchemy import select
 
 from access.reads import Read
 from domain.errors import InvalidInput
+from domain.lead import DISPOSITION_ZH, STATUS_ZH, VERDICT_ZH
 from exchange import households
 from exchange.labels import (
     FUND_ZH,
@@ -62,6 +63,7 @@ from exchange.sources import Context, Params
 from projections import balances as bal
 from projections import case_queries as cq
 from projections.flags import queries as flag_queries
+from projections import leads as lead_queries
 from projections.overview import money_of
 from projections.queries import balance_summary, balances, connected, total
 
@@ -153,6 +155,7 @@ def flags_ledger(context: Context, params: Params) -> Ledger:
     for c in cases:
         for flag_id in c["flag_ids"] or []:
             named.setdefault(flag_id, []).append(c)
+    leads_of = lead_queries.leads_by_source(context.db, [f["flag_id"] for f in found])
     rows = []
     for n, f in enumerate(found, 1):
         if not f["standing"]:
@@ -161,6 +164,7 @@ def flags_ledger(context: Context, params: Params) -> Ledger:
             state = "已立案（" + "、".join(c["case_no"] for c in named[f["flag_id"]]) + "）"
         else:
             state = "在办"
+        state = lead_state(state, leads_of.get(f["flag_id"]))
         rows.append([n, f["flag_id"], RULE_ZH.get(f["rule_id"], f["rule_id"]),
                      SEVERITY_ZH.get(f["severity"], f["severity"]),
                      context.label(f.get("region_code")), f.get("effective_date"),
@@ -182,6 +186,21 @@ def flags_ledger(context: Context, params: Params) -> Ledger:
               for c in {c["case_id"]: c for cs in named.values() for c in cs}.values()]
     return Ledger("flags", "问题线索台账", region["name"], region["code"], context.on, [sheet],
                   shown)
+
+
+def lead_state(state: str, lead: dict | None) -> str:
+    """The flag's state with its lead's disposition (线索处置), if a lead was raised."""
+    if lead is None:
+        return state
+    parts = [f"线索{lead['lead_no']}：{STATUS_ZH.get(lead['status'], lead['status'])}"]
+    if lead.get("unit_code"):
+        parts.append(f"交办{lead['unit_code']}（期限{lead['deadline']}）")
+    if lead.get("verdict"):
+        parts.append(f"核实{VERDICT_ZH.get(lead['verdict'], lead['verdict'])}")
+    if lead.get("disposition"):
+        parts.append(DISPOSITION_ZH.get(lead["disposition"], lead["disposition"])
+                     + (f"（{lead['case_no']}）" if lead.get("case_no") else ""))
+    return f"{state}；" + "，".join(parts)
 
 
 # 整改台账 ---------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Inspection reports (检查报告): one case, or a county's summary, as .xlsx or CSV.
+"""Inspection reports (检查报告): what one case, or a county's summary, shows — gathered here,
+laid out by ``exchange.reports``.
 
-A report is a list of sheets, each a header and rows of plain values, built from the read
-models only, so what it shows is what ``GET /cases/{case_no}`` and the other queries
-show:
+A report is a list of sheets, each a header of stable English field names and rows of plain
+values (money as integer fen), built from the read models only, so what it shows is what
+``GET /cases/{case_no}`` and the other queries show:
 
 * **case** — the facts (案件), persons under review with their 一案双查 basis (人员),
   evidence (证据), findings (事实), accountability actions (问责), recovery per line and per
@@ -14,17 +15,15 @@ show:
   outstanding per unit and per official, 三率一度 per township, and the chains of the
   flagged payments (the first ``chain_limit``).
 
-In .xlsx each sheet is a worksheet; the CSV holds every sheet one after the other, each
-row led by its sheet's name, the first row of a sheet being its header (UTF-8 with a BOM,
-so spreadsheet programs read the Chinese right).  Money is integer fen.
+``Report.chains`` keeps each payment's chain as read, for the layouts that show more of it
+(the payee).  ``exchange.reports`` writes these sheets as the machine-readable CSV (the
+field names and fen as here) and lays the same data out for people (Chinese headers, 元,
+合计 rows, masked ID and bank numbers) as an .xlsx: one writer, ``exchange.layout``.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,8 +47,6 @@ class ReadSide(Protocol):
     def get_flag(self, flag_id: str) -> dict: ...
     def list_flags(self, **query: Any) -> dict: ...
 
-FORMATS = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-           "csv": "text/csv; charset=utf-8"}
 MONEY = ["ordered_fen", "recovered_fen", "outstanding_fen"]
 CHAIN_HEADER = ["payment_account_id", "payment_movement_id", "part", "step", "effective_date",
                 "log_position", "amount_fen", "role", "official_code", "official_name",
@@ -71,6 +68,8 @@ class Report:
     sheets: list[Sheet]
     shown: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     """(kind, id, region path) of each case and flag the report shows (the access log)."""
+    chains: list[tuple[str | None, str, dict | None]] = field(default_factory=list)
+    """(account, movement, its chain or None when not found) of each payment shown."""
 
     def sheet(self, name: str) -> Sheet:
         return next(s for s in self.sheets if s.name == name)
@@ -122,11 +121,11 @@ def case_report(read: ReadSide, case_no: str, *, as_of: dt.date | None = None) -
                    i["days_overdue"], i["completion_evidence"]]
                   for i in view["rectification"]["items"]])
     facts.rows.append(["rectification_as_of", view["rectification"]["as_of"]])
-    chain = Sheet("责任链 Chains", CHAIN_HEADER,
-                  chain_rows(read, _payments_of_case(read, view)))
+    found = payment_chains(read, _payments_of_case(read, view))
+    chain = Sheet("责任链 Chains", CHAIN_HEADER, chain_rows(found))
     return Report(f"案件 {view['case_no']}", [facts, people, proofs, facts_found, imposed,
                                              lines, per_official, rect, chain],
-                  [("case", view["case_id"], view["region_path"])])
+                  [("case", view["case_id"], view["region_path"])], found)
 
 
 def _payments_of_case(read: ReadSide, view: dict) -> list[tuple[str | None, str]]:
@@ -162,14 +161,24 @@ def _flag_payments(flag: dict) -> list[tuple[str | None, str]]:
     return out
 
 
-def chain_rows(read: ReadSide, found: list[tuple[str | None, str]]) -> list[list[Any]]:
+def payment_chains(read: ReadSide, found: list[tuple[str | None, str]]
+                   ) -> list[tuple[str | None, str, dict | None]]:
+    """Each payment's chain (``ReadSide.payment_chain``), None for a payment not found."""
+    out: list[tuple[str | None, str, dict | None]] = []
+    for account, movement in found:
+        try:
+            out.append((account, movement, read.payment_chain(movement, account)))
+        except NotFound:
+            out.append((account, movement, None))
+    return out
+
+
+def chain_rows(found: list[tuple[str | None, str, dict | None]]) -> list[list[Any]]:
     """One row per signature on each payment's chain: the payment, what funded it, what
     became of it, and the payee household's registration."""
     rows: list[list[Any]] = []
-    for account, movement in found:
-        try:
-            chain = read.payment_chain(movement, account)
-        except NotFound:
+    for account, movement, chain in found:
+        if chain is None:
             rows.append([account, movement, "not found"] + [None] * (len(CHAIN_HEADER) - 3))
             continue
         pay = chain["payment"]
@@ -266,13 +275,15 @@ def county_report(read: ReadSide, county_code: str, *, year: int | None = None,
         for ref in _flag_payments(f):
             if all(m != ref[1] for _, m in flagged):
                 flagged.append(ref)
-    chain = Sheet("责任链 Chains", CHAIN_HEADER, chain_rows(read, flagged[:chain_limit]))
+    chained = payment_chains(read, flagged[:chain_limit])
+    chain = Sheet("责任链 Chains", CHAIN_HEADER, chain_rows(chained))
     if len(flagged) > chain_limit:
         summary.rows.append(["chains_shown", f"{chain_limit} of {len(flagged)} flagged payments"])
     shown = [("case", c["case_id"], c["region_path"]) for c in cases]
     shown += [("flag", f["flag_id"], f.get("region_path") or {}) for f in found or []]
     return Report(f"县 {county_code} {year}", [summary, flag_sheet, status, listing, units,
-                                              officials, rates, overdue_sheet, chain], shown)
+                                              officials, rates, overdue_sheet, chain], shown,
+                  chained)
 
 
 def _figures_row(r: dict) -> list[Any]:
@@ -293,65 +304,3 @@ def _township_of(read: ReadSide, flag: dict, known: dict[str, str | None]) -> st
         region = read.region_of(code)
         known[code] = (region or {}).get("path", {}).get("township")
     return known[code]
-
-
-# rendering ----------------------------------------------------------------------------------
-def cell(value: Any) -> Any:
-    """A value a spreadsheet cell holds: lists and objects as JSON, the rest as is."""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    return value
-
-
-def to_xlsx(report: Report) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    book = Workbook()
-    book.remove(book.active)
-    for sheet in report.sheets:
-        ws = book.create_sheet(sheet.name[:31])
-        ws.append(sheet.header)
-        for c in ws[1]:
-            c.font = Font(bold=True)
-        ws.freeze_panes = "A2"
-        for row in sheet.rows:
-            ws.append([cell(v) for v in row])
-    book.properties.title = report.title
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
-def to_csv(report: Report) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    for sheet in report.sheets:
-        writer.writerow([sheet.name, *sheet.header])
-        for row in sheet.rows:
-            writer.writerow([sheet.name, *["" if v is None else cell(v) for v in row]])
-    return out.getvalue().encode("utf-8-sig")
-
-
-def render(report: Report, fmt: str) -> bytes:
-    if fmt == "xlsx":
-        return to_xlsx(report)
-    if fmt == "csv":
-        return to_csv(report)
-    raise InvalidInput(f"must be one of {sorted(FORMATS)}", field="format")
-
-
-def read_csv(data: bytes) -> dict[str, list[dict[str, str]]]:
-    """A CSV report back as sheet name → rows (dicts by header): for tests and tools."""
-    sheets: dict[str, list[dict[str, str]]] = {}
-    headers: dict[str, list[str]] = {}
-    for row in csv.reader(io.StringIO(data.decode("utf-8-sig"))):
-        name, values = row[0], row[1:]
-        if name not in headers:
-            headers[name] = values
-            sheets[name] = []
-        else:
-            sheets[name].append(dict(zip(headers[name], values, strict=True)))
-    return sheets

@@ -19,9 +19,12 @@ what a report reads (for ``inspection.reports``)          ``read_side``
 one aggregate as JSON (what adapters show)               ``aggregates``
 list endpoints' index of aggregates by region            ``directory``
 时间回溯: replay as of a date or a log position           ``replay``
+which aggregates a replay reads (by region, household)   ``replay_index``
 catch up, rebuild, follow the log, lag                   ``runner``
+a changed layout built beside, switched when caught up    ``bluegreen``
 tracking rows, layouts, rebuild helpers                  ``tracking``
 reading the log; the handler and unit-of-work base       ``events``, ``projection``
 balances, register and village queries                   ``queries``
+支付令 / 回盘 / 花名册: batches, reconciliation (对账)    ``batches``
 ======================================================  ===============================
 """

@@ -22,6 +22,7 @@ from domain.case import Case
 from domain.errors import InvalidInput
 from domain.fund_account import FundAccount
 from domain.household import Household
+from domain.roster import Roster
 from domain.money import FundSource
 from domain.official import Official
 from domain.positions import POSITIONS, STEP_RULES, Area, StepRule, money_rules
@@ -221,12 +222,14 @@ ID_KINDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "region": ("行政区划代码 region code", Region.create_id),
     "unit": ("单位编号 unit code", Unit.create_id),
     "case": ("案号 case number", Case.create_id),
+    "roster": ("花名册导入编号 roster import id (a UUID)", Roster.create_id),
 }
 """kind → (what its code is, the aggregate's own ``create_id``)."""
 
 CREATION_CODES: dict[str, tuple[str, str]] = {
     "Household.Applied": ("household", "household_code"),
     "Project.Approved": ("project", "project_code"),
+    "Roster.Imported": ("roster", "import_id"),
 }
 """Creation steps: the kind of aggregate they create and the content field with its code."""
 

@@ -4,7 +4,9 @@ For every account: money in (``received_fen`` from outside the system, ``allocat
 from the level above), ``allocated_down_fen``, ``paid_out_fen``, ``recovered_fen`` (追回),
 ``balance_fen`` and ``idle_since``, the business date of the oldest money still unspent
 (资金滞留; first in, first out, see ``projections.fifo``).  Reversals (冲正) are netted
-out of the movement they correct and counted in ``reversed_fen``.  So, for each account,
+out of the movement they correct and counted in ``reversed_fen``; so is a payment the bank
+returned (退回, ``PaymentReturned``): the money is back on the account and no longer paid
+out.  So, for each account,
 
     balance = received + allocated_in − allocated_down − paid_out + recovered
 
@@ -61,7 +63,7 @@ movements = Table(  # what each movement was, so a reversal knows what it undoes
 
 class Balances(Projection):
     name = "balances"
-    version = 1
+    version = 2  # 2: bank returns (PaymentReturned)
     tables = (accounts, flows, movements)
 
     def prefetch(self, events: list[Event], rows: Rows) -> None:
@@ -115,6 +117,13 @@ class Balances(Projection):
         else:  # a payment undone: the money comes back from the payee
             self._money_in(e, rows, "paid_out_fen", e["movement_id"], sign=-1)
         self._movement(e, rows, "reversed")
+
+    @handles("FundAccount.PaymentReturned")
+    def payment_returned(self, e: Event, rows: Rows) -> None:
+        """退回: the bank could not credit a payment; as a payment reversed, the money comes
+        back (a new FIFO lot) and no longer counts as paid out."""
+        self._money_in(e, rows, "paid_out_fen", e["movement_id"], sign=-1)
+        self._movement(e, rows, "returned")
 
     @handles("FundAccount.AllocationReversed")
     def allocation_reversed(self, e: Event, rows: Rows) -> None:

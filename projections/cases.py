@@ -8,7 +8,8 @@ deadline, unit and official, policy suspensions of villages, satisfaction survey
 (群众满意度) and the log clock (the greatest business date seen).
 
 **Recovery reconciles to the fen.**  Every payment (``FundAccount.Disbursed``) keeps what
-came back of it (``Recovered`` and, as the money is back too, a ``Reversed`` of what was
+came back of it (``Recovered``, a ``PaymentReturned`` by the bank (退回) and, as the money
+is back too, a ``Reversed`` of what was
 left), with log positions.  Each case's order lines on one payment are covered first in,
 first out by what came back *after* the order; what came back *before* it covers the
 order only where the order names more than the log says was still out at that point —
@@ -34,7 +35,9 @@ from projections.projection import Projection, Row, Rows, handles
 from projections.tracking import metadata
 
 LEVELS = ("province", "city", "county", "township", "village")
-MONEY_BACK = ("FundAccount.Recovered", "FundAccount.Reversed")
+MONEY_BACK = ("FundAccount.Recovered", "FundAccount.Reversed", "FundAccount.PaymentReturned")
+BACK_KIND = {"FundAccount.Recovered": "recovered", "FundAccount.Reversed": "reversed",
+             "FundAccount.PaymentReturned": "returned"}
 
 
 def _path_columns() -> list[Column]:
@@ -264,7 +267,7 @@ def _cover(opened: list[Row], left: dict[int, int], fen: int) -> int:
 
 class Cases(Projection):
     name = "cases"
-    version = 1
+    version = 2  # 2: bank returns (PaymentReturned) come back like recoveries
     tables = (cases, persons, evidence, findings, actions, orders, lines, payments, items,
               suspensions, surveys, regions, clock)
 
@@ -462,7 +465,7 @@ class Cases(Projection):
         payment = rows.get(payments, e.originator_id, e["of_movement_id"])
         if payment is None:  # a reversal of a receipt or an allocation: not a payment
             return
-        kind = "recovered" if e.step == "FundAccount.Recovered" else "reversed"
+        kind = BACK_KIND[e.step]
         payment["returns"] = [*payment["returns"],
                               [e.position, e["amount_fen"], kind, e.day.isoformat()]]
         rows.changed(payments, payment)

@@ -38,7 +38,7 @@ from projections.walks import (
 ROLE_ORDER = {"preparer": 0, "reviewer": 1, "approver": 2, "witness": 3}
 STEP_OF_KIND = {"received": "FundAccount.Received", "allocated": "FundAccount.Allocated",
                 "disbursed": "FundAccount.Disbursed", "recovered": "FundAccount.Recovered",
-                "reversed": "FundAccount.Reversed"}
+                "reversed": "FundAccount.Reversed", "returned": "FundAccount.PaymentReturned"}
 IDENTIFICATION = ("Household.Applied", "Household.AppraisedByVillage",
                   "Household.VerifiedByVillage", "Household.NoticePosted",
                   "Household.ReviewedByTownship", "Household.ApprovedByCounty")

@@ -5,7 +5,7 @@ The attribution rule, used by both ``balances`` (idle since) and ``money_trace``
 - Every amount that enters an account is a *lot* dated at its business date: a receipt
   (``Received``), an allocation from above (``AllocationReceived``), an allocation reversed
   back up (``Reversed`` of an ``Allocated``), or money that comes back from a payee
-  (``Recovered``, ``Reversed`` of a ``Disbursed``).
+  (``Recovered``, ``Reversed`` of a ``Disbursed``, ``PaymentReturned``: 退回 by the bank).
 - Money leaving an account (``Allocated``, ``Disbursed``, and the reversal of a receipt or
   of an allocation received) is taken from the open lots oldest first: by business date,
   then by position in the log.  A reversal takes first from the lot it reverses, then

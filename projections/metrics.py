@@ -8,7 +8,8 @@ income per capita and members at application, and dated timelines — on/off the
 (county approval and relapse put it on, exit approval and removal take it off), members
 (application, annual reviews), exits and relapses — each entry with its log position, so
 a backdated step (a removal recorded late) falls into place.  The figures are computed
-on demand from these rows, the registered population of ``register_regions``, the cases
+on demand from these rows (a household imported from a roster, 花名册, is on from its
+effective date and off from the roster's ``exited_on``, an exit), the registered population of ``register_regions``, the cases
 (``case_evidence`` of ``fake_exit`` cases) and the surveys (``case_surveys``), by the
 definitions of ``inspection.assessment``.
 """
@@ -73,7 +74,7 @@ ON_OFF = {"Household.ApprovedByCounty": 1, "Household.Relapsed": 1,
 
 class Metrics(Projection):
     name = "metrics"
-    version = 1
+    version = 2  # 2: households imported from a roster
     tables = (households,)
 
     def prefetch(self, events: list[Event], rows: Rows) -> None:
@@ -90,6 +91,14 @@ class Metrics(Projection):
             "main_cause": e["main_cause"], "income_at_application_fen": e["income_per_capita_fen"],
             "members_at_application": size, "register": [],
             "members": [[e.day.isoformat(), size, e.position]], "exits": [], "relapses": []})
+        imported = e.get("batch")
+        if imported:
+            h = rows.need(households, e.originator_id)
+            h["register"] = [[e.day.isoformat(), 1, e.position]]
+            if imported.get("exited_on"):
+                exited = str(imported["exited_on"])[:10]
+                h["register"].append([exited, 0, e.position])
+                h["exits"] = [[exited, e.position]]
 
     @handles(*ON_OFF, "Household.AnnualReviewRecorded")
     def changed(self, e: Event, rows: Rows) -> None:

@@ -12,7 +12,8 @@ A lot says where its money came from:
   reversed back up (the lot ``(A, r)`` of ``Reversed``, drawn on B by
   ``AllocationReversed``); its fen ``x`` is fen ``x`` of that movement's draws on the
   sending account;
-- ``return``: money back from a payee (``Recovered``, or ``Reversed`` of a payment).  It
+- ``return``: money back from a payee (``Recovered``, ``Reversed`` of a payment, or
+  ``PaymentReturned``: the bank could not credit it, 退回).  It
   is returned along the payment's draws, last drawn first, so each returned piece is a new
   lot ``r#k`` dated at the return's business date whose fen ``x`` is fen
   ``parent_offset + x`` of the lot the payment drew it from.  The payment's draw keeps
@@ -54,7 +55,7 @@ movements = Table(
     Column("account_id", String(36), primary_key=True),
     Column("movement_id", String(36), primary_key=True),
     # received | allocated | allocation_received | disbursed | recovered | reversed
-    # | allocation_reversed
+    # | allocation_reversed | returned (退回 by the bank)
     Column("kind", String(24), nullable=False),
     Column("amount_fen", BigInteger, nullable=False),
     Column("effective_date", Date, nullable=False),
@@ -67,7 +68,8 @@ movements = Table(
     Column("project_id", String(36)),
     Column("of_movement_id", String(36)),  # of a recovery or reversal
     Column("reason", Text),
-    Column("returned_fen", BigInteger, nullable=False),  # of a payment: recovered or reversed
+    Column("returned_fen", BigInteger, nullable=False),  # of a payment: recovered, reversed
+    # or returned by the bank
     Column("reversed_by", String(36)),
     Column("draws", Integer, nullable=False),  # number of trace_draws rows
     Column("position", BigInteger, nullable=False),  # of its event (see resp_signatures)
@@ -108,7 +110,7 @@ Index("trace_draws_lot", draws.c.account_id, draws.c.lot_id)
 
 class MoneyTrace(Projection):
     name = "money_trace"
-    version = 1
+    version = 2  # 2: bank returns (PaymentReturned)
     tables = (accounts, movements, lots, draws)
 
     def prefetch(self, events: list[Event], rows: Rows) -> None:
@@ -147,6 +149,13 @@ class MoneyTrace(Projection):
     @handles("FundAccount.Recovered")
     def recovered(self, e: Event, rows: Rows) -> None:
         self._movement(e, rows, "recovered", of_movement_id=e["of_movement_id"],
+                       reason=e["reason"])
+        self._return(e, rows, rows.need(movements, e.originator_id, e["of_movement_id"]))
+
+    @handles("FundAccount.PaymentReturned")
+    def payment_returned(self, e: Event, rows: Rows) -> None:
+        """退回: back along the payment's draws, as a recovery."""
+        self._movement(e, rows, "returned", of_movement_id=e["of_movement_id"],
                        reason=e["reason"])
         self._return(e, rows, rows.need(movements, e.originator_id, e["of_movement_id"]))
 

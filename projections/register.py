@@ -7,11 +7,18 @@ procedures with the status after it.  ``register_regions``: the region tree with
 region's registered population where known (``Region.Created``), the denominator of
 the poverty incidence in the village view (``projections.queries.village_view``).
 
+A household imported from the national register's roster (花名册: ``Household.Applied``
+with a ``batch``, ``domain.roster``) is on the register from its effective date (首次识别时间),
+and exited from the roster's ``exited_on`` if it gives one: its row says so from the start
+(``registered_on``, ``exited_on``, ``exit_year``, ``imported_from``).
+
 The status after each step follows ``domain.household`` exactly (the tests compare it
 with the aggregate's own status for every household of random histories).
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from sqlalchemy import JSON, BigInteger, Column, Date, Index, Integer, String, Table, Text
 
@@ -57,6 +64,7 @@ households = Table(
     Column("helper_since", Date),
     Column("last_step", String(48), nullable=False),
     Column("version", Integer, nullable=False),
+    Column("imported_from", String(36)),  # the roster import (花名册) it came from
 )
 Index("register_households_village", households.c.village, households.c.status)
 Index("register_households_code", households.c.code, unique=True)
@@ -97,7 +105,7 @@ SIMPLE = {  # step → status after it
 
 class Register(Projection):
     name = "register"
-    version = 1
+    version = 2  # 2: households imported from a roster
     tables = (regions, households, history, helpers)
 
     def prefetch(self, events: list[Event], rows: Rows) -> None:
@@ -129,11 +137,27 @@ class Register(Projection):
             "on_register": 0, "applied_on": e.day, "registered_on": None, "exit_year": None,
             "exited_on": None, "removed_on": None, "removal_reason": None, "relapse_count": 0,
             "relapsed_on": None, "helper_official_id": None, "helper_since": None,
-            "last_step": e.step, "version": e.version})
-        self._history(e, rows, h, {"main_cause": e["main_cause"],
-                                   "secondary_causes": e["secondary_causes"],
-                                   "income_per_capita_fen": e["income_per_capita_fen"],
-                                   "members_count": len(e["members"])})
+            "last_step": e.step, "version": e.version, "imported_from": None})
+        details = {"main_cause": e["main_cause"], "secondary_causes": e["secondary_causes"],
+                   "income_per_capita_fen": e["income_per_capita_fen"],
+                   "members_count": len(e["members"])}
+        imported = e.get("batch")
+        if imported:
+            self._imported(e, h, imported)
+            details["imported"] = {k: imported.get(k) for k in
+                                   ("import_id", "row", "exited_on", "source_rows")}
+        self._history(e, rows, h, details)
+
+    @staticmethod
+    def _imported(e: Event, h: Row, imported: dict) -> None:
+        """On the register from the roster's date, exited from its ``exited_on`` (as
+        ``Household.__init__`` makes an imported household)."""
+        h.update(status=S.REGISTERED.value, registered_on=e.day,
+                 imported_from=imported.get("import_id"))
+        if imported.get("exited_on"):
+            exited = dt.date.fromisoformat(str(imported["exited_on"]))
+            h.update(status=S.EXITED.value, exited_on=exited, exit_year=exited.year)
+        h["on_register"] = int(S(h["status"]) in ON_REGISTER)
 
     @handles(*SIMPLE, "Household.AppraisedByVillage", "Household.ExitAppraised",
              "Household.NoticePosted", "Household.ObjectionRaised", "Household.ObjectionResolved",

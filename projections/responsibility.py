@@ -16,6 +16,15 @@ later removed: money to recover from its signers, 谁签字谁追回).  The fate
 recovered, reversed) is kept beside; officials and their keys (rotated, revoked) give
 names and key state.
 
+A payment batch (支付令, ``FundAccount.BatchOrdered``), a bank return (回盘,
+``FundAccount.ReturnsRecorded``) and a roster import (花名册, ``Roster.Imported``) are signed
+steps like any other: their signatures are recorded against the account (the batch's
+total, the return's returned amount) or, for an import, the roster itself.  Each row of a
+batch is a ``Disbursed`` carrying the batch's signatures, so each payment's chain shows the
+batch's signers.  A payment the bank returned (退回, ``PaymentReturned``) counts as money
+back in its movement's ``recovered_fen`` (what came back of it), with no liability: the
+bank could not credit it, nobody signed anything wrong.
+
 A payment and the removal of its payee are events of two aggregates: stored in one
 transaction they may come in either order, so each side looks for the other.
 """
@@ -144,7 +153,8 @@ Index("resp_movements_payee", movements.c.payee_id, info={"handlers_need": True}
 
 MONEY_KINDS = {"FundAccount.Received": "received", "FundAccount.Allocated": "allocated",
                "FundAccount.Disbursed": "disbursed", "FundAccount.Recovered": "recovered",
-               "FundAccount.Reversed": "reversed"}
+               "FundAccount.Reversed": "reversed", "FundAccount.PaymentReturned": "returned"}
+MANIFESTS = ("FundAccount.BatchOrdered", "FundAccount.ReturnsRecorded", "Roster.Imported")
 SIGNED_STEPS = (
     "Household.Applied", "Household.AppraisedByVillage", "Household.VerifiedByVillage",
     "Household.NoticePosted", "Household.ObjectionRaised", "Household.ObjectionResolved",
@@ -153,7 +163,7 @@ SIGNED_STEPS = (
     "Household.ExitConfirmedByHousehold", "Household.ExitVerifiedByTownship",
     "Household.ExitApprovedByCounty", "Household.RemovedFromRegister", "Household.Relapsed",
     "Project.Approved", "Project.BeneficiaryAdded", "Project.AcceptedOnCompletion",
-    *MONEY_KINDS,
+    *MONEY_KINDS, *MANIFESTS,
 )
 EXIT_STEPS = ("Household.ExitProposed", "Household.ExitAppraised",
               "Household.ExitConfirmedByHousehold", "Household.ExitVerifiedByTownship",
@@ -166,12 +176,13 @@ FATES = ("Household.Relapsed", "Household.RemovedFromRegister")
 
 class Responsibility(Projection):
     name = "responsibility"
-    version = 1
+    version = 2  # 2: batches, bank returns and roster imports
     tables = (signatures, official_days, liabilities, officials, keys, households, movements)
 
     def prefetch(self, events: list[Event], rows: Rows) -> None:
         rows.load(households, {(e.originator_id,) for e in events if e.step in FATES}
-                  | {(e["payee_id"],) for e in events if e.get("payee_kind") == "household"})
+                  | {(e["payee_id"],) for e in events if e.get("payee_kind") == "household"
+                     and "payee_id" in e.data})
         rows.load(movements, [(e.originator_id, e["of_movement_id"]) for e in events
                               if "of_movement_id" in e.data])
         rows.load(official_days, [(s["official_id"], e.day, e.step, s["role"]) for e in events
@@ -188,6 +199,10 @@ class Responsibility(Projection):
         elif aggregate == "Project":
             subject.update(project_id=e.originator_id, amount_fen=e.get("budget_fen"),
                            purpose=e.get("purpose_code"), household_id=e.get("household_id"))
+        elif e.step in MANIFESTS:
+            if aggregate == "FundAccount":
+                subject.update(account_id=e.originator_id, purpose=e.get("purpose"),
+                               amount_fen=e.get("total_fen", e.get("returned_fen")))
         else:
             subject.update(account_id=e.originator_id, movement_id=e["movement_id"],
                            amount_fen=e["amount_fen"], purpose=e["purpose"])
@@ -207,7 +222,7 @@ class Responsibility(Projection):
             self._count(e, rows, s["official_id"], s["role"], subject["amount_fen"] or 0)
         if aggregate == "Household":
             self._household(e, rows)
-        elif aggregate == "FundAccount":
+        elif e.step in MONEY_KINDS:
             self._money(e, rows)
 
     @staticmethod
@@ -292,6 +307,10 @@ class Responsibility(Projection):
             h = rows.get(households, e["payee_id"])
             if h is not None and h["removed_on"] is not None:  # stored after the removal
                 self._paid_removed(rows, h, payment)
+        elif kind == "returned":  # 退回: money back, nobody answers for it
+            m = rows.need(movements, e.originator_id, e["of_movement_id"])
+            m["recovered_fen"] += e["amount_fen"]
+            rows.changed(movements, m)
         elif kind in ("recovered", "reversed"):
             m = rows.need(movements, e.originator_id, e["of_movement_id"])
             if kind == "recovered":

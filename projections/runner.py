@@ -25,7 +25,12 @@ answering, and the failed events are listed by ``lag`` (``GET /projections/lag``
 
 ``until`` stops at a log position, and ``engine`` writes into another database than the
 events' own: together they build the read models as of any past position elsewhere
-(replay), by the same code.
+(replay), by the same code; ``replay`` runs them over another reader than the whole log
+(the events of the few aggregates a scoped replay needs).
+
+A projection whose ``version`` changed is not advanced in its live tables: it is built
+beside them and switched in one transaction once caught up (``projections.bluegreen``),
+so reads keep the complete old answer until then; ``rebuild`` stays a rebuild in place.
 """
 
 from __future__ import annotations
@@ -40,14 +45,19 @@ import structlog
 from sqlalchemy import Connection, Engine, update
 from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 
+from projections import bluegreen
 from projections.balances import Balances
+from projections.batches import Batches
 from projections.cases import Cases
+from projections.compare import Comparison
 from projections.events import Event, EventSource, reader_app
 from projections.flags import Flags
+from projections.leads import Leads
 from projections.metrics import Metrics
 from projections.money_trace import MoneyTrace
 from projections.projection import Projection, Rows
 from projections.register import Register
+from projections.replay_index import ReplayIndex
 from projections.responsibility import Responsibility
 from projections.tracking import (
     analyze,
@@ -66,7 +76,8 @@ from store.engines import engine_for, is_postgres, writer
 from store.urls import database_url_of
 
 PROJECTIONS: tuple[Projection, ...] = (Balances(), MoneyTrace(), Responsibility(), Register(),
-                                       Cases(), Metrics(), Flags())
+                                       Cases(), Metrics(), Flags(), ReplayIndex(),
+                                       Comparison(), Leads(), Batches())
 CATCH_UP_BATCH = 1000
 REBUILD_BATCH = 20000
 
@@ -275,6 +286,23 @@ def catch_up(app_or_url: Any, *, names: Iterable[str] | None = None,
     chosen = tuple(projections) if projections is not None else by_name(names)
     engine = engine or engine_for(source.url)
     ensure_schema(engine, chosen)
+    live, building = bluegreen.split(engine, chosen)
+    done = _run(source, engine, live, batch, until) if live else {}
+    for p in building:  # a changed layout: built beside the live tables, then switched
+        bluegreen.build(source, engine, p, max(batch, REBUILD_BATCH), until,
+                        process_batch=process_batch)
+        done.update(_run(source, engine, [p], batch, until))
+    return {p.name: done[p.name] for p in chosen}
+
+
+def replay(source: Any, projections: Sequence[Projection], engine: Engine, *,
+           batch: int = REBUILD_BATCH, until: int | None = None) -> dict[str, int]:
+    """Run ``projections`` into ``engine`` over what ``source`` reads: any object with
+    ``EventSource.read``'s signature, such as the events of a few aggregates only (a
+    scoped replay, ``projections.replay``).  The same batches, handlers and failure
+    handling as a catch-up."""
+    chosen = tuple(projections)
+    ensure_schema(engine, chosen)
     return _run(source, engine, chosen, batch, until)
 
 
@@ -286,6 +314,7 @@ def rebuild(app_or_url: Any, *, names: Iterable[str] | None = None,
     chosen = by_name(names)
     engine = engine or engine_for(source.url)
     ensure_schema(engine, chosen)
+    bluegreen.discard(engine, chosen)  # in place: a build under way is dropped
     deferred = deferrable_indexes(chosen)
     with writer(engine).begin() as conn:
         lock_positions(conn, [p.name for p in chosen], wait=True)
@@ -307,7 +336,10 @@ def rebuild(app_or_url: Any, *, names: Iterable[str] | None = None,
 def lag(app_or_url: Any, *, failures: int | None = None) -> dict[str, dict[str, Any]]:
     """Per projection: its position, the last notification id in the log, and the gap;
     with ``failures`` (a number), also how many stored events it could not take
-    (``failed``) and the latest ``failures`` of them, newest first."""
+    (``failed``) and the latest ``failures`` of them, newest first.  A projection whose
+    new layout is being built beside its live tables (``projections.bluegreen``) also
+    has ``rebuild``: the version built, its position, how far behind the head, since
+    when."""
     source = source_for(app_or_url)
     engine = engine_for(source.url)
     ensure_schema(engine, PROJECTIONS)
@@ -319,6 +351,9 @@ def lag(app_or_url: Any, *, failures: int | None = None) -> dict[str, dict[str, 
     out: dict[str, dict[str, Any]] = {
         p.name: {"position": held[p.name], "head": head, "lag": head - held[p.name]}
         for p in PROJECTIONS}
+    for name, build in bluegreen.status(engine, head).items():
+        if name in out:
+            out[name]["rebuild"] = build
     if failures is not None:
         for name, row in out.items():
             row.update(failed=failed.get(name, 0), failures=latest.get(name, []))
@@ -340,6 +375,8 @@ def run_worker(url: str, stop_event: StopEvent, *, names: Iterable[str] | None =
 
     On PostgreSQL the worker LISTENs on the event store's channel and wakes on each
     insert; on SQLite it polls every ``poll_seconds``.  Safe to run several at once.
+    A projection whose layout changed is built beside its live tables one batch at a
+    time between the live batches, and switched once caught up (``bluegreen``).
     """
     source = source_for(url)
     chosen = by_name(names)
@@ -349,8 +386,15 @@ def run_worker(url: str, stop_event: StopEvent, *, names: Iterable[str] | None =
     try:
         while not stop_event.is_set():
             progressed = False
-            while not stop_event.is_set() and process_batch(source, engine, chosen, batch):
+            live, building = bluegreen.split(engine, chosen)
+            while live and not stop_event.is_set() and process_batch(source, engine, live,
+                                                                     batch):
                 progressed = True
+            for p in building:  # one batch of each build, between the live batches
+                if not stop_event.is_set() and bluegreen.step(
+                        source, engine, p, REBUILD_BATCH,
+                        process_batch=process_batch) != "live":
+                    progressed = True
             if not progressed:
                 _wait(listener, stop_event, poll_seconds)
     finally:

@@ -7,8 +7,10 @@ transaction, ``writer(engine)``, starts with ``BEGIN IMMEDIATE`` on SQLite).
 Each projection has one row in ``projection_tracking``: the notification id of the last
 event it has taken into account, and the version of its table layout.  Rows and position
 change in one transaction (see ``projections.runner``).  A projection whose version
-changed has its tables dropped and rebuilt from position 0.  A full rebuild drops the
-indexes only queries use and makes them again at the end (``deferrable_indexes``).
+changed is built beside its live tables and switched when caught up
+(``projections.bluegreen``); ``relayout`` drops and makes them anew (a rebuild in
+place).  A full rebuild drops the indexes only queries use and makes them again at the
+end (``deferrable_indexes``).
 
 ``projection_failures`` holds, per projection, each stored event its handler could not
 take (position, event type, aggregate and version, the error), written in the transaction
@@ -68,7 +70,9 @@ on_dispose(lambda engine: _ensured.difference_update(
 
 
 def ensure_schema(engine: Engine, projections: Iterable[Projection]) -> None:
-    """Create missing tables and tracking rows; rebuild a projection whose layout changed.
+    """Create missing tables and tracking rows.  A projection whose layout changed keeps
+    its tables and tracking row as they are: the runner builds its new version beside
+    them and switches (``projections.bluegreen``).
 
     A projection's tables are created in the transaction that inserts its tracking row,
     so a tracking row with the current version means its tables are there.
@@ -82,22 +86,40 @@ def ensure_schema(engine: Engine, projections: Iterable[Projection]) -> None:
         tracking.create(conn, checkfirst=True)
         failures.create(conn, checkfirst=True)
         known = dict(conn.execute(select(tracking.c.name, tracking.c.version)).all())
+        changed = [p for p in projections if p.name in known and known[p.name] != p.version]
+        if changed and not _beside(engine):
+            for p in changed:
+                relayout(conn, p)
+            changed = []
         for p in projections:
-            if known.get(p.name) == p.version:
-                continue
             if p.name in known:
-                for table in reversed(p.tables):
-                    table.drop(conn, checkfirst=True)
-                conn.execute(tracking.update().where(tracking.c.name == p.name)
-                             .values(position=0, version=p.version))
-                conn.execute(failures.delete().where(failures.c.name == p.name))
-            else:
-                conn.execute(tracking.insert().values(name=p.name, position=0, version=p.version))
+                continue
+            conn.execute(tracking.insert().values(name=p.name, position=0, version=p.version))
             for table in p.tables:
                 table.create(conn, checkfirst=True)
-        for index in deferrable_indexes(projections):  # left out by a rebuild that stopped
+        # left out by a rebuild that stopped (not on the old tables of a changed layout)
+        for index in deferrable_indexes([p for p in projections if p not in changed]):
             index.create(conn, checkfirst=True)
     _ensured.add(key)
+
+
+def _beside(engine: Engine) -> bool:
+    """A changed layout is built beside the live tables (``projections.bluegreen``), except
+    in an in-memory SQLite database, which has no file to build beside."""
+    return engine.dialect.name == "postgresql" or engine.url.database not in (None, "",
+                                                                             ":memory:")
+
+
+def relayout(conn: Connection, p: Projection) -> None:
+    """Drop ``p``'s tables and make them again, empty, in its current layout, at position
+    0 (a rebuild in place: ``runner.rebuild``, an in-memory store)."""
+    for table in reversed(p.tables):
+        table.drop(conn, checkfirst=True)
+    conn.execute(tracking.update().where(tracking.c.name == p.name)
+                 .values(position=0, version=p.version))
+    conn.execute(failures.delete().where(failures.c.name == p.name))
+    for table in p.tables:
+        table.create(conn, checkfirst=True)
 
 
 def deferrable_indexes(projections: Iterable[Projection]) -> list[Index]:

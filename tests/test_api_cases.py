@@ -32,7 +32,7 @@ from factories import (
 )
 from openpyxl import load_workbook
 
-from inspection.reports import read_csv
+from exchange.layout import HEADER_ROW, read_csv
 
 D = dt.date
 CASE = "镇纪〔2025〕3号"
@@ -267,19 +267,23 @@ def test_reports_surveys_and_metrics_over_http(api: Any, world: World) -> None:
     assert r.status_code == 200 and r.headers["content-type"].startswith(
         "application/vnd.openxmlformats")
     book = load_workbook(io.BytesIO(r.content))
-    facts = {row[0]: row[1] for row in book["案件 Case"].iter_rows(min_row=2, values_only=True)}
-    assert facts["case_no"] == CASE
-    chain = list(book["责任链 Chains"].iter_rows(min_row=2, values_only=True))
-    assert {(row[2], row[7]) for row in chain if row[2] == "payment"} == {
-        ("payment", "preparer"), ("payment", "reviewer"), ("payment", "approver")}
+    facts = {row[0]: row[1] for row in book["案件概况"].iter_rows(min_row=HEADER_ROW + 1,
+                                                              values_only=True)}
+    assert facts["案号"] == CASE
+    chain = list(book["责任链"].iter_rows(min_row=HEADER_ROW, values_only=True))
+    assert chain[0][2] == "环节" and chain[0][7] == "签字角色"
+    assert {(row[2], row[7]) for row in chain[1:] if row[2] == "支付"} == {
+        ("支付", "经办"), ("支付", "审核"), ("支付", "审批")}
+    # the .xlsx shows the payee's masked numbers: the household's read is recorded too
+    assert ("inspector", "/cases/{case_no}/report", "household") in access_log(api)
     r = inspector.get(f"{URL}/report?format=csv")
     assert r.headers["content-type"].startswith("text/csv")
-    assert read_csv(r.content)["人员 Persons"][0]["basis"] == "subject"
+    assert read_csv(r.content, sheets=True)["人员 Persons"][0]["basis"] == "subject"
     refused(inspector.get(f"{URL}/report?format=pdf"), 422, "InvalidInput", "format")
 
     r = inspector.get(f"/reports/county/{COUNTY}?format=csv&year=2025")
     assert r.status_code == 200, r.text
-    sheets = read_csv(r.content)
+    sheets = read_csv(r.content, sheets=True)
     assert [(c["case_no"], c["status"]) for c in sheets["案件 Cases"]] == [(CASE, "open")]
     refused(inspector.get(f"/reports/county/{TOWNSHIP}"), 422, "InvalidInput", "code")
     assert ("inspector", "/reports/county/{code}", "case") in access_log(api)

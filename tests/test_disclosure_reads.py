@@ -29,6 +29,7 @@ from factories import (
     allocation,
     an_approved_project,
     household_payment,
+    key_for,
     official,
     official_id,
     receipt,
@@ -117,6 +118,23 @@ SHOWS: dict[str, tuple[Urls, set[str]]] = {
                               {"household"}),
     "/exports/{ledger}": (lambda c: [f"/exports/payments?region={COUNTY}&format=csv"],
                           {"region", "account", "household"}),
+    # imports (导入): a kept dry run shows the account (or county) it is for
+    "/imports/{import_id}": (lambda c: [f"/imports/{c['import']}"], {"account"}),
+    "/imports/{import_id}/errors.{form}": (
+        lambda c: [f"/imports/{c['import']}/errors.csv"], {"account"}),
+    # the signing queue (签字队列): a draft's subject, and the households its content pays
+    "/drafts": (lambda c: ["/drafts"], {"account"}),
+    "/drafts/{draft_id}": (lambda c: [f"/drafts/{c['draft']}"], {"account", "household"}),
+    "/drafts/{draft_id}/message": (lambda c: [
+        f"/drafts/{c['draft']}/message?official_id={c['official']}&role=preparer"
+        f"&key_id={key_for(official('finance_accountant', TOWNSHIP)).key_id}"],
+        {"account", "household"}),
+    # 支付令 and 花名册: the account, and the households the page shows
+    "/batches": (lambda c: ["/batches"], {"account"}),
+    "/batches/{batch_id}": (lambda c: [f"/batches/{c['batch']}"], {"account", "household"}),
+    "/batches/{batch_id}/rows/{row}/proof": (
+        lambda c: [f"/batches/{c['batch']}/rows/0/proof"], {"account", "household"}),
+    "/rosters/{import_id}": (lambda c: [f"/rosters/{c['roster']}"], {"household"}),
 }
 # by=payment shows each payment's account and payee as well as its cases
 EXTRA: list[tuple[str, Callable[[dict[str, Any]], str], set[str]]] = [
@@ -178,14 +196,35 @@ def county(api: Any, world: World) -> dict[str, Any]:
     ]:
         r = inspector.post(url, json=body)
         assert r.status_code == 201, (url, r.text)
+    from test_batches import order, payment_rows, roster_command, roster_rows
+
+    paid_by_batch = order(world, township, payment_rows([a_registered_household(world, "B1")],
+                                                        [1_000]))  # 支付令
+    app.execute(paid_by_batch)
+    roster = roster_command(world, roster_rows(world, 1))  # 花名册
+    app.execute(roster)
     assert api.client.post("/log/checkpoints").status_code == 201
+    draft = api.as_("fund_officer", COUNTY).post("/drafts", json={  # 签字队列: not an event
+        "step": "FundAccount.Disbursed", "subject": str(township),
+        "content": household_payment(hid, 1_000, day=D(2025, 3, 2))})
+    assert draft.status_code == 201, draft.text
+    kept = api.as_("fund_officer", COUNTY).post(  # 试导入: not an event
+        "/imports/payment_list", files={"file": ("发放清册.csv", "户编号,户主姓名,证件号码,银行卡号,"
+                                                 "发放金额\r\nH1,H1户主,11010119900307451X,"
+                                                 "6217000012345678,100\r\n".encode())},
+        data={"account": str(township), "purpose": "hh_industry", "document_no": "镇财支1号",
+              "effective_date": "2025-03-02"})
+    assert kept.status_code == 200, kept.text
     applied_at = next(n.id for n in app.recorder.select_notifications(start=1, limit=10**6)
                       if str(n.originator_id) == str(hid))
     return {"household": str(hid), "township": str(township), "project": str(project),
             "official": official_id(official("finance_accountant", TOWNSHIP)),
             "head_official": head, "flag": f"PAY_REMOVED:{paid['movement_id']}",
             "payment_id": paid["movement_id"], "allocation_id": money["movement_id"],
-            "applied_at": applied_at, "position": app.recorder.max_notification_id()}
+            "applied_at": applied_at, "position": app.recorder.max_notification_id(),
+            "draft": draft.json()["id"],
+            "batch": paid_by_batch["content"]["batch_id"],
+            "roster": roster["content"]["import_id"], "import": kept.json()["import_id"]}
 
 
 def test_every_get_route_is_classified(api: Any) -> None:

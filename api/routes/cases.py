@@ -45,8 +45,9 @@ from api.deps import (
 from access.roles import Principal, check_covers
 from api.routes.traces import ReadModels, read_models
 from api.schemas import ACCOUNT_ID, OFFICIAL_ID, READ_PROBLEMS, WRITE_PROBLEMS, IsoDate
-from inspection import reports
-from projections.read_side import ReadSide
+from exchange import layout
+from exchange import reports
+from exchange.sources import Context
 from domain.application import Zhuisu
 from domain.case import (
     CASE_NO_PATTERN,
@@ -75,7 +76,8 @@ CaseNo = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^/\x00-\x
                              examples=[CASE_NO], description="the case number (案号)")]
 AsOf = Annotated[IsoDate | None, Query(description="judge rectification items as of this "
                                                    "date (default: the log clock)")]
-Format = Annotated[Literal["xlsx", "csv"], Query(description="xlsx (a worksheet per part) or "
+Format = Annotated[Literal["xlsx", "csv"], Query(description="xlsx (the offices' layout: a "
+                                                             "titled worksheet per part) or "
                                                              "csv (every part, each row led "
                                                              "by its part's name)")]
 FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -499,7 +501,7 @@ def readable_case(request: Request, principal: Principal, db: Any, case_no: str,
 
 def file_response(data: bytes, fmt: str, name: str) -> Response:
     filename = f"{name}.{fmt}"
-    return Response(data, media_type=reports.FORMATS[fmt], headers={
+    return Response(data, media_type=layout.FORMATS[fmt], headers={
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename, safe='')}"})
 
 
@@ -592,13 +594,15 @@ def get_case(case_no: CaseNo, request: Request, reader: Reader, db: ReadModels,
 
 
 @router.get("/cases/{case_no}/report", response_class=Response, responses=FILE_RESPONSES)
-def case_report(case_no: CaseNo, request: Request, reader: Reader, db: ReadModels,
+def case_report(case_no: CaseNo, request: Request, reader: Reader, app: App, db: ReadModels,
                 format: Format = "xlsx", as_of: AsOf = None) -> Response:  # noqa: A002
     """The inspection report of a case, with the responsibility chain of each payment it
-    concerns, as .xlsx or CSV."""
+    concerns: .xlsx in the offices' layout (Chinese headers, 元, 合计, ID and bank numbers
+    masked for the caller's role) or CSV (English field names, integer fen)."""
     readable_case(request, reader, db, case_no, as_of)
-    report = reports.case_report(ReadSide(db), case_no, as_of=as_of)
-    return file_response(reports.render(report, format), format, f"case-{case_no}")
+    made = reports.case_report(Context(db, app, role=reader.role.value), case_no, as_of=as_of)
+    record_reads(request, reader, made.shown(format))
+    return file_response(made.render(format), format, f"case-{case_no}")
 
 
 @router.get("/recovery/outstanding", response_model=OutstandingOut, responses=READ_PROBLEMS)

@@ -4,9 +4,10 @@ inspection summary out.
 A survey (群众满意度调查) is recorded by an inspector or an administrator on a village,
 township or county of their jurisdiction, ``recorded_by`` the caller's token.  The
 figures of a region and year (``projections.metrics``) and the county report
-(``inspection.reports``, .xlsx or CSV) are read within the jurisdiction; whoever reads
-them, the access log records the region whose figures are shown and the cases and flags
-a county report shows.
+(``exchange.reports``: .xlsx in the offices' layout, or CSV) are read within the
+jurisdiction; whoever reads them, the access log records the region whose figures are
+shown and the cases and flags a county report shows (and the payee households whose
+masked numbers its .xlsx shows).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from api.deps import (
 from api.routes.cases import FILE_RESPONSES, AsOf, Format, file_response, recorded_by
 from api.routes.traces import ReadModels
 from api.schemas import READ_PROBLEMS, WRITE_PROBLEMS, IsoDate
-from inspection import reports
-from projections.read_side import ReadSide
+from exchange import reports
+from exchange.sources import Context
 from domain.errors import InvalidInput
 from domain.region import RegionLevel
 from inspection.assessment import RELAPSE_WINDOW_DAYS
@@ -155,7 +156,8 @@ def county_report(code: RegionCode, request: Request, reader: Reader, app: App,
     region = region_within(reader, app, code, "code")
     if region.level is not RegionLevel.COUNTY:
         raise InvalidInput(f"{code} is a {region.level.value}, not a county", field="code")
-    report = reports.county_report(ReadSide(db), code, year=year, as_of=as_of, chain_limit=chain_limit)
+    made = reports.county_report(Context(db, app, role=reader.role.value), code, year=year,
+                                 as_of=as_of, chain_limit=chain_limit)
     record_reads(request, reader, [Read("region", region.code, dict(region.path)),
-                                   *[Read(kind, sid, path) for kind, sid, path in report.shown]])
-    return file_response(reports.render(report, format), format, f"county-{code}")
+                                   *made.shown(format)])
+    return file_response(made.render(format), format, f"county-{code}")

@@ -10,9 +10,10 @@ that hold the village's money, as of
 - ``as_of=DATE`` (``mode=effective``, the default): everything recorded up to now (or up
   to ``position``), but statuses and money as of that business date.
 
-The meaning of each is in ``projections/replay.py``.  Each answer is a replay of the log
-into a scratch read model, so it costs about a catch-up from zero of the register and the
-balances.  Whoever reads them, the access log records what is shown: the village, each
+The meaning of each is in ``projections/replay.py``.  Each answer is a replay into a
+scratch read model of the events of the aggregates it is made of only (the village's
+region, households and their helpers, the accounts at the village and its township),
+found in the replay index: its cost follows the village, not the log.  Whoever reads them, the access log records what is shown: the village, each
 household of the register page and each account; an aggregate replayed (and any household
 or project its events shown paid).
 """

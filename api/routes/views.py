@@ -216,6 +216,16 @@ class FailedEvent(BaseModel):
     error: str = Field(description="why the projection could not take it")
 
 
+class Rebuild(BaseModel):
+    """A new layout of the projection being built beside its live tables, which answer
+    reads (complete, at ``position``) until the build has caught up and is switched in."""
+
+    version: int = Field(description="the layout being built")
+    position: int = Field(description="the last notification id the build has taken in")
+    behind: int = Field(description="notifications between the build and the log's head")
+    started_at: str | None = Field(None, description="when the build started (UTC)")
+
+
 class Lag(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "position": 15754, "head": 15754, "lag": 0, "failed": 1, "failures": [{
@@ -229,6 +239,8 @@ class Lag(BaseModel):
                                        "past (each is logged)")
     failures: list[FailedEvent] = Field(default_factory=list,
                                         description="the latest of them, newest first")
+    rebuild: Rebuild | None = Field(None, description="a new layout being built beside the "
+                                    "live tables (absent when none)")
 
 
 # helpers --------------------------------------------------------------------------------------
@@ -306,10 +318,13 @@ def balance_summary(request: Request, reader: Reader, app: App, db: ReadModels,
     return found
 
 
-@router.get("/projections/lag", response_model=dict[str, Lag])
+@router.get("/projections/lag", response_model=dict[str, Lag],
+            response_model_exclude_none=True)
 def projection_lag(reader: Reader, app: App) -> Any:
     """How far each projection (read model) is behind the event log.  On an embedded
     store the server catches them up after every write; on PostgreSQL, the workers of
     ``zhuisu project run`` do.  ``failed``: stored events a projection could not take
-    (an odd event never stops it: it is recorded here and in the log, and skipped)."""
+    (an odd event never stops it: it is recorded here and in the log, and skipped).
+    ``rebuild``: a changed layout being built beside the live tables, which answer reads
+    until it has caught up and is switched in."""
     return runner.lag(app, failures=10)

@@ -71,6 +71,7 @@ from domain.region import Region
 from projections import chains
 from projections.aggregates import EVENTS_PAGE, account_view, events_page
 from projections.queries import balance_summary, balances
+from projections.batches import batches_of_account
 from projections.walks import movement
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
@@ -421,7 +422,7 @@ def account_page(request: Request, person: Person, account_id: str,
                              *payee_reads(places, [e["fields"] for e in view["events"]])])
     more = len(view["events"]) == EVENTS_PAGE
     return page(request, "money_account.html", person, account=view, row=row,
-                moves=moves, after=after,
+                moves=moves, after=after, batches=batches_of_account(db, str(account.id)),
                 next_after=view["events"][-1]["position"] if more else None,
                 label=places.account_label(account.id), FUND_ZH=FUND_ZH,
                 region_label=places.region_label(account.region_code))

@@ -16,7 +16,9 @@ amounts, lists), with no database; each module names its rules:
 - ``funds``: ``IDLE_FUNDS``;
 - ``records``: ``BACKDATED`` (and ``CHINA_STANDARD_TIME``, the zone of record dates);
 - ``exits``: ``EXIT_CHECKS_FAILED``, ``RELAPSE_SOON``;
-- ``cases``: ``RECTIFICATION_OVERDUE``.
+- ``cases``: ``RECTIFICATION_OVERDUE``;
+- ``batches`` (批量发放): ``PAY_CARD_NOT_BENEFICIARY``, ``PAY_REPEATED_FAILURE``,
+  ``PAY_ACCOUNT_CHANGED``.
 
 Their functions are importable from here too.  ``projections.flags`` keeps the state they
 need, event by event, in log order (one module per family there as well).  The family
@@ -33,6 +35,12 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from domain.errors import InvalidInput
+from inspection.rules.batches import (
+    account_changed,
+    account_reference,
+    card_not_beneficiary,
+    repeated_failures,
+)
 from inspection.rules.cases import completed_late, overdue_on, overdue_state
 from inspection.rules.exits import exit_line, failing_review, relapsed_soon
 from inspection.rules.funds import idle_fen, idle_limit, is_idle
@@ -65,7 +73,8 @@ from inspection.rules.relations import (
 )
 
 __all__ = [
-    "CHINA_STANDARD_TIME", "ENV", "EXITED", "HIGH", "LOW", "MEDIUM", "PERIODS", "REGISTERED",
+    "CHINA_STANDARD_TIME", "ENV", "account_changed", "account_reference",
+    "card_not_beneficiary", "repeated_failures", "EXITED", "HIGH", "LOW", "MEDIUM", "PERIODS", "REGISTERED",
     "REMOVED", "RULES", "RULE_IDS", "Rule", "RuleSettings", "backdated_by", "catalogue",
     "completed_late", "completed_split", "declared_relation", "duplicates_withdrawn",
     "exit_line", "failing_review", "identification_signers", "idle_fen", "idle_limit",
@@ -139,6 +148,16 @@ _RULES = [
          "整改逾期：{case_no}第{item_id}项期限{deadline}，{state}",
          "rectification item {item_id} of case {case_no} overdue: deadline {deadline}, "
          "{state_en}"),
+    Rule("PAY_CARD_NOT_BENEFICIARY", HIGH, "payment",
+         "持卡人非受益户成员：分户清单第{row}行收款卡持卡人身份证号不属于该户任何成员（疑似冒领、代领）",
+         "row {row} of the payment list pays a card whose holder is not a member of the payee "
+         "household (possible impersonation)"),
+    Rule("PAY_REPEATED_FAILURE", MEDIUM, "household",
+         "多次发放失败：{how}已被银行退回{count}次（最近一次：{reason}）",
+         "repeated failure: {how_en} returned by the bank {count} times (latest: {reason})"),
+    Rule("PAY_ACCOUNT_CHANGED", MEDIUM, "payment",
+         "发放前变更收款账户：{paid_on}支付的收款账户与{basis}不同",
+         "the account paid on {paid_on} differs from {basis_en}"),
 ]
 RULES: dict[str, Rule] = {r.rule_id: r for r in _RULES}
 RULE_IDS: tuple[str, ...] = tuple(RULES)
@@ -163,6 +182,7 @@ class RuleSettings:
     approval_threshold_fen: int = 3_000_000
     relapse_window_days: int = 365
     duplicate_period: str = "month"
+    account_change_days: int = 30  # PAY_ACCOUNT_CHANGED: how recent a previous payment counts
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -200,9 +220,10 @@ ENV = {"idle_days": "ZHUISU_FLAG_IDLE_DAYS", "backdate_days": "ZHUISU_FLAG_BACKD
        "split_window_days": "ZHUISU_FLAG_SPLIT_WINDOW_DAYS",
        "approval_threshold_fen": "ZHUISU_FLAG_APPROVAL_THRESHOLD_FEN",
        "relapse_window_days": "ZHUISU_FLAG_RELAPSE_WINDOW_DAYS",
-       "duplicate_period": "ZHUISU_FLAG_DUPLICATE_PERIOD"}
+       "duplicate_period": "ZHUISU_FLAG_DUPLICATE_PERIOD",
+       "account_change_days": "ZHUISU_FLAG_ACCOUNT_CHANGE_DAYS"}
 _MINIMUM = {"idle_days": 0, "backdate_days": 0, "split_window_days": 0,
-            "approval_threshold_fen": 1, "relapse_window_days": 0}
+            "approval_threshold_fen": 1, "relapse_window_days": 0, "account_change_days": 0}
 
 
 def _check(name: str, value: object, label: str) -> None:

@@ -10,7 +10,8 @@ package keeps the state the rules need and raises, or withdraws, the flags in lo
   ``relations`` (``PAYEE_RELATIVE_OF_SIGNER``, ``SIGNERS_RELATED``,
   ``APPROVER_RELATED_TO_HOUSEHOLD``, ``BANK_ACCOUNT_SHARED``), ``funds``
   (``IDLE_FUNDS``), ``records`` (``BACKDATED``), ``exits`` (``EXIT_CHECKS_FAILED``,
-  ``RELAPSE_SOON``), ``cases`` (``RECTIFICATION_OVERDUE``);
+  ``RELAPSE_SOON``), ``cases`` (``RECTIFICATION_OVERDUE``), ``batches``
+  (``PAY_CARD_NOT_BENEFICIARY``, ``PAY_REPEATED_FAILURE``, ``PAY_ACCOUNT_CHANGED``);
 - ``projection``: ``Flags``, the mixins combined, and which family each event goes to;
 - ``queries``: ``list_flags``, ``get_flag``, ``flags_signed_by``, ``flag_counts``.
 

@@ -10,7 +10,8 @@ seen (``_payment_status``, called by ``projection.Flags.household_step``); a lat
 that shows the payee otherwise withdraws the flag.  A split (拆分支付) is one flag, raised
 by the payment that completes it and grown by every later one that joins it (``_split``).
 A reversal (冲正: ``funds``) takes a payment out of splits and duplicates
-(``_payment_reversed``).  The money side of a payment
+(``_payment_reversed``), and so does a payment the bank returned (退回: ``batches``).  A
+batch row's card is ``batches``'.  The money side of a payment
 (its movement and lots) is ``funds``'; its signers' relatives, ``relations``'.
 """
 
@@ -50,6 +51,10 @@ class PaymentFlags(FlagKeeping):
                  "amount_fen": e["amount_fen"],
                  "signers": [s["official_id"] for s in e["signatures"]], "status_rule": None,
                  "reversed": False, "split": "open" if below else None, "duplicate": False}
+        row = e.get("batch")
+        if row:  # a row of a payment batch (支付令): the card it pays to (``batches``)
+            entry.update(batch_id=row["batch_id"], row=row["row"],
+                         bank=row.get("bank_account_hash"), holder=row.get("holder_id_hash"))
         if e["payee_kind"] != "household":
             if below:
                 key = group_key(e.originator_id, e["payee_kind"], e["payee_id"], e["purpose"])
@@ -63,6 +68,8 @@ class PaymentFlags(FlagKeeping):
         if below:
             self._split(e, rows, h["payments"], entry, path)
         self._duplicate(e, rows, h, entry, path)
+        if row:
+            self._batch_row(e, rows, h, entry, path)
         h["payments"].append(entry)
         rows.changed(households, h)
         self._payment_status(rows, e, h, entry)

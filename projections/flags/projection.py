@@ -19,6 +19,7 @@ from sqlalchemy import Table
 from inspection.rules import EXITED, REGISTERED, REMOVED, is_backdated
 from projections.events import Event
 from projections.flags.base import group_key, subject_of
+from projections.flags.batches import BatchFlags
 from projections.flags.cases import CaseFlags
 from projections.flags.exits import ExitFlags
 from projections.flags.funds import FundFlags
@@ -28,6 +29,7 @@ from projections.flags.relations import RelationFlags
 from projections.flags.tables import (
     accounts,
     bank_accounts,
+    bank_failures,
     cases,
     clock,
     flag_signers,
@@ -37,6 +39,7 @@ from projections.flags.tables import (
     movements,
     officials,
     pairs,
+    payees,
     projects,
     rectification,
     split_groups,
@@ -60,11 +63,12 @@ CLOCK_ONLY = (  # read only for their business date (the log clock)
 
 
 class Flags(PaymentFlags, RelationFlags, FundFlags, RecordFlags, ExitFlags, CaseFlags,
-            Projection):
+            BatchFlags, Projection):
     name = "flags"
-    LAYOUT = 7  # change with the tables or the rules' logic
+    LAYOUT = 8  # change with the tables or the rules' logic (8: batches, rosters)
     tables = (flags, flag_signers, clock, accounts, movements, households, members,
-              bank_accounts, officials, pairs, split_groups, projects, cases, rectification)
+              bank_accounts, officials, pairs, split_groups, projects, cases, rectification,
+              payees, bank_failures)
 
     @property
     def version(self) -> int:  # type: ignore[override]
@@ -85,6 +89,8 @@ class Flags(PaymentFlags, RelationFlags, FundFlags, RecordFlags, ExitFlags, Case
                     kind, payee = e["payee_kind"], e["payee_id"]
                     if kind == "household":
                         keys[households].add((payee,))
+                        if e.get("batch"):
+                            keys[payees].add((payee,))
                     else:
                         keys[split_groups].add((group_key(e.originator_id, kind, payee,
                                                           e["purpose"]),))
@@ -93,6 +99,8 @@ class Flags(PaymentFlags, RelationFlags, FundFlags, RecordFlags, ExitFlags, Case
                             keys[projects].add((project,))
             elif aggregate == "Household":
                 keys[households].add((e.originator_id,))
+                if e.step == "Household.Applied":
+                    keys[payees].add((e.originator_id,))
                 if e.step == "Household.Applied" and e.get("bank_account_hash"):
                     keys[bank_accounts].add((e["bank_account_hash"],))
             elif aggregate == "Project":
@@ -149,6 +157,10 @@ class Flags(PaymentFlags, RelationFlags, FundFlags, RecordFlags, ExitFlags, Case
             self._identification_step(e, rows, h)
         self._exit_step(e, rows, h)
         step = e.step
+        if step == "Household.Applied":
+            self._batch_applied(e, rows, h)
+            if e.get("batch"):
+                self._imported(e, rows, h, e["batch"])
         if step in TRANSITIONS:
             h["registered"] = True
             h["transitions"] = [*h["transitions"], [e.day.isoformat(), TRANSITIONS[step],
@@ -156,6 +168,19 @@ class Flags(PaymentFlags, RelationFlags, FundFlags, RecordFlags, ExitFlags, Case
             for entry in h["payments"]:
                 self._payment_status(rows, e, h, entry)
         rows.changed(households, h)
+
+    def _imported(self, e: Event, rows: Rows, h: Row, imported: dict) -> None:
+        """A household imported from a roster (花名册) is on the register from its
+        effective date, exited from the roster's ``exited_on`` (``domain.household``): its
+        transitions, as a county approval's and an exit approval's would be."""
+        h["registered"] = True
+        h["transitions"] = [*h["transitions"], [e.day.isoformat(), REGISTERED, e.position]]
+        if imported.get("exited_on"):
+            exited = str(imported["exited_on"])[:10]
+            h["transitions"] = [*h["transitions"], [exited, EXITED, e.position]]
+            h["last_exit"] = [exited, e.position, [s["official_id"] for s in e["signatures"]]]
+        for entry in h["payments"]:
+            self._payment_status(rows, e, h, entry)
 
     def _applied(self, e: Event, rows: Rows) -> Row:
         h = self._household(rows, e.originator_id)

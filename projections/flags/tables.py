@@ -9,7 +9,9 @@ register transitions, members, identification signers, the payments they receive
 annual reviews, exit — (``payments``, ``relations``, ``exits``), members and bank accounts
 by hash, officials' ID hashes and declared relatives, the preparer/approver pair of every
 signed step (``relations``), payments to projects and suppliers for splits
-(``payments``), projects' regions, cases and their rectification items (``cases``).
+(``payments``), projects' regions, cases and their rectification items (``cases``), and for payment
+batches each payee's registered bank account and returned payments, and each bank
+account's returned payments (``batches``).
 A change to any of them is a change of ``Flags.LAYOUT``.
 """
 
@@ -179,3 +181,16 @@ rectification = Table(
 )
 Index("flag_rectification_due", rectification.c.flagged, rectification.c.deadline,
       info={"handlers_need": True})
+
+payees = Table(  # what the batch rules (``batches``) keep of a payee household
+    "flag_payees", metadata,
+    Column("household_id", String(36), primary_key=True),
+    Column("registered_bank", Text),  # the bank_account_hash it applied with
+    Column("failures", JSON, nullable=False),  # its payments returned by the bank, see
+)                                               # ``BatchFlags.payment_returned``
+
+bank_failures = Table(  # payments returned by the bank, per bank account hash
+    "flag_bank_failures", metadata,
+    Column("bank_account_hash", Text, primary_key=True),
+    Column("failures", JSON, nullable=False),  # as payees.failures
+)
