@@ -117,7 +117,7 @@ PERMISSIONS: Mapping[ApiRole, frozenset[Action]] = {
 # are every kind a route shows (api.deps.record_reads; api.deps.SUBJECT_KINDS).
 AUDITED_READERS = frozenset(ApiRole)
 AUDITED_SUBJECTS = frozenset({"household", "account", "project", "official", "case", "flag",
-                              "region", "unit", "event"})
+                              "region", "unit", "event", "lead"})
 
 _WHY_NOT = {
     R.INSPECTOR: "an inspector reads within its jurisdiction and writes cases only",

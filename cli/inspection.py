@@ -1,6 +1,7 @@
 """Discipline inspection (纪检监察) at the terminal: flags, a case, reports, 三率一度.
 
-``zhuisu flags``, ``zhuisu case show``, ``zhuisu report case|county``, ``zhuisu metrics``:
+``zhuisu flags`` (``flags recompute --rule R [--region C]``: one rule after a threshold
+change), ``zhuisu case show``, ``zhuisu report case|county``, ``zhuisu metrics``:
 read the read models of the store in ``ZHUISU_DATABASE_URL`` (caught up with the log
 first), as the HTTP routes do.  Bad input exits non-zero with ``error: <rule> [field]``.
 """
@@ -61,18 +62,47 @@ def _format(value: str) -> str:
     return value
 
 
-@app.command()
-def flags(rule: Annotated[str | None, typer.Option("--rule", help="only this rule")] = None,
+flags_app = typer.Typer(name="flags", invoke_without_command=True)
+app.add_typer(flags_app)
+
+
+@flags_app.callback()
+def flags(ctx: typer.Context,
+          rule: Annotated[str | None, typer.Option("--rule", help="only this rule")] = None,
           region: Annotated[str | None, typer.Option("--region", help="only within this "
                                                      "region's subtree")] = None,
           after: Annotated[str | None, typer.Option(help="flags after this flag id")] = None,
           limit: Annotated[int, typer.Option(min=1, max=1000)] = 100) -> None:
-    """Standing red flags (问题线索), by flag id."""
+    """Standing red flags (问题线索), by flag id; ``flags recompute``: one rule's flags
+    again after a threshold (``ZHUISU_FLAG_*``) changed."""
+    if ctx.invoked_subcommand is not None:
+        return
     read = ReadSide(read_models())
     if not read.flags_kept():
         fail("the flags read model (projections.flags) is not installed")
     print_json(run(lambda: read.list_flags(rule_id=rule, region_code=region, after=after,
                                            limit=limit)))
+
+
+@flags_app.command("recompute")
+def recompute_flags(
+        rule: Annotated[str | None, typer.Option("--rule", help="the rule whose threshold "
+                                                 "changed, e.g. IDLE_FUNDS")] = None,
+        region: Annotated[str | None, typer.Option("--region", help="only this region's "
+                                                   "subtree (a county)")] = None,
+        check: Annotated[bool, typer.Option("--check", help="only report which thresholds "
+                                            "changed since the flags were computed")] = False,
+) -> None:
+    """Recompute one rule's flags with the current thresholds (only that rule, in one
+    transaction: readers see the old flags or the new ones), or ``--check`` which
+    thresholds changed since the flags were computed and which rules they affect."""
+    from projections import flag_recompute
+
+    url = settings().database_url
+    if check or rule is None:
+        print_json(run(lambda: flag_recompute.check(engine_for(url))))
+        return
+    print_json(run(lambda: flag_recompute.recompute(url, rule, region=region)))
 
 
 @case_app.command("show")

@@ -99,8 +99,9 @@ def demo(
         write_truth(summary.truth, truth)
         planted = sum(len(r["planted"]) for r in summary.truth["rules"].values())
         typer.echo(f"truth: {planted} planted items ({plant} per kind) written to {truth}")
-    if summary.registers is not None:
-        _import_registers(zhuisu, summary.registers, truth)
+    registers = getattr(summary, "registers", None)  # planted only with --plant-registers
+    if registers is not None:
+        _import_registers(zhuisu, registers, truth)
 
 
 def _import_registers(zhuisu: Any, registers: Any, truth: Path | None) -> None:

@@ -41,6 +41,10 @@ SHOTS = [
     ("13-replay", "/console/replay", "reviewer"),
     ("14-log", "/console/log", "reviewer"),
     ("15-exports", "/console/exports", "inspector"),
+    ("16-imports", "/console/imports", "fund_officer"),
+    ("17-drafts", "/console/drafts", "fund_officer"),
+    ("18-compare", "/console/compare", "inspector"),
+    ("19-leads", "/console/leads", "inspector"),
 ]
 
 

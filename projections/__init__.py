@@ -22,6 +22,7 @@ list endpoints' index of aggregates by region            ``directory``
 which aggregates a replay reads (by region, household)   ``replay_index``
 catch up, rebuild, follow the log, lag                   ``runner``
 a changed layout built beside, switched when caught up    ``bluegreen``
+one rule's flags again after a threshold change          ``flag_recompute``
 tracking rows, layouts, rebuild helpers                  ``tracking``
 reading the log; the handler and unit-of-work base       ``events``, ``projection``
 balances, register and village queries                   ``queries``

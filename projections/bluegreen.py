@@ -158,9 +158,12 @@ def start(engine: Engine, p: Projection) -> str | None:
         _ensure_builds(conn)
         lock_positions(conn, [p.name], wait=True)
         live = conn.execute(select(tracking.c.version).where(tracking.c.name == p.name)).scalar()
-        if live == p.version:
-            return None
         row = conn.execute(select(builds).where(builds.c.name == p.name)).mappings().first()
+        if live == p.version:  # switched, or brought to it otherwise (flags' thresholds)
+            if row is not None:
+                conn.execute(builds.delete().where(builds.c.name == p.name))
+                _remove_location(engine, row["location"], conn)
+            return None
         if row is not None and row["version"] == p.version and row["location"] == location:
             fresh = False
         else:

@@ -2,7 +2,8 @@
 
 A projection handles one batch of events at a time inside one transaction (see
 ``projections.runner``).  Handlers read and change rows through ``Rows``, which keeps the
-batch's rows in memory (read-through by primary key) and writes them with bulk statements
+batch's rows in memory (read-through by primary key, through the driver's cursor: a batch
+reads thousands) and writes them with bulk statements
 at the end, in the same transaction as the tracking position (or earlier, when a handler
 must query what the batch wrote so far: ``Rows.flush``).  Catch-up after one command and
 a rebuild from position 0 run exactly this code; only the batch size differs.
@@ -10,13 +11,24 @@ a rebuild from position 0 run exactly this code; only the batch size differs.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Connection, Date, Table, and_, bindparam, or_, select, tuple_
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    Date,
+    Table,
+    and_,
+    bindparam,
+    or_,
+    tuple_,
+)
 
 from projections.events import Event
 
@@ -83,11 +95,8 @@ class Rows:
         cache = self._cache[table]
         if key in cache:
             return cache[key]
-        pk = table.primary_key.columns
-        found = self.conn.execute(
-            select(table).where(and_(*[c == bindparam(f"k_{c.name}") for c in pk])),
-            {f"k_{c.name}": v for c, v in zip(pk, key, strict=True)}).mappings().first()
-        row = cache[key] = dict(found) if found is not None else None
+        found = self._select(table, [key])
+        row = cache[key] = found[0] if found else None
         return row
 
     def need(self, table: Table, *key: Any) -> Row:
@@ -101,15 +110,26 @@ class Rows:
         """Read many rows by primary key in a few statements (rows already known are kept)."""
         cache = self._cache[table]
         wanted = list({k for k in keys if k not in cache})
-        dialect = self.conn.dialect.name
+        key_of = _pk_of(table)
         for i in range(0, len(wanted), KEYS_PER_QUERY):
             chunk = wanted[i:i + KEYS_PER_QUERY]
-            statement, params = _by_keys(table, dialect, chunk)
-            for found in self.conn.execute(statement, params).mappings():
-                row = dict(found)
-                cache[self.key(table, row)] = row
+            for row in self._select(table, chunk):
+                cache[key_of(row)] = row
             for k in chunk:
                 cache.setdefault(k, None)
+
+    def _select(self, table: Table, keys: list[tuple]) -> list[Row]:
+        """The rows with these primary keys, read through the driver's cursor (statements
+        made once per table and count; values decoded as SQLAlchemy would: JSON, and on
+        SQLite dates and booleans): building and processing SQLAlchemy rows cost more than
+        the query when a batch loads thousands."""
+        bulk = _bulk(table, self.conn.dialect.name)
+        cursor = self.conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(bulk.select(len(keys)), bulk.key_values(keys))
+            return [bulk.row(values) for values in cursor.fetchall()]
+        finally:
+            cursor.close()
 
     def insert(self, table: Table, row: Row) -> Row:
         """A new row (its key must not exist yet); returned so the handler can keep it."""
@@ -159,7 +179,6 @@ def keys_in(conn: Connection, columns: list[Any], keys: list[tuple]) -> tuple[An
 
 
 _KEY_MATCHES: dict[tuple[tuple[Any, ...], str, int], tuple[Any, Callable[[list], dict]]] = {}
-_BY_KEYS: dict[tuple[Any, str, int], Any] = {}  # by _key_shape of the primary key
 
 
 def _key_shape(columns: tuple[Any, ...], dialect: str, n: int) -> tuple[Any, str, int]:
@@ -201,21 +220,6 @@ def _key_match(columns: tuple[Any, ...], dialect: str,
     return found
 
 
-def _by_keys(table: Table, dialect: str, keys: list[tuple]) -> tuple[Any, dict[str, Any]]:
-    """``select(table)`` of the rows with these primary keys, the statement built once per
-    table and count: a rebuild loads rows in thousands of chunks, and building the
-    expression each time cost more than running it."""
-    pk = tuple(table.primary_key.columns)
-    clause, bind = _key_match(pk, dialect, len(keys))
-    shape = _key_shape(pk, dialect, len(keys))
-    statement = _BY_KEYS.get(shape)
-    if statement is None:
-        statement = select(table).where(clause)
-        if len(keys) <= KEYS_PER_QUERY:
-            _BY_KEYS[shape] = statement
-    return statement, bind(keys)
-
-
 _PK: dict[Table, Callable[[Row], tuple]] = {}
 
 
@@ -252,12 +256,55 @@ class _Bulk:
         self.update = (f"UPDATE {quote(table.name)} SET "
                        f"{', '.join(f'{quote(c)} = {mark}' for c in rest)} "
                        f"WHERE {' AND '.join(f'{quote(c)} = {mark}' for c in pk)}")
+        self._columns, self._pk, self._mark, self._dialect = cols, pk, mark, dialect
+        self._select_head = (f"SELECT {', '.join(map(quote, cols))} FROM {quote(table.name)} "
+                             "WHERE ")
+        self._selects: dict[int, str] = {}
+        decoders = {c.name: _decoder(c.type, dialect) for c in table.columns}
+        self._decoders = [(i, decoders[c]) for i, c in enumerate(cols) if decoders[c]]
         encoders = {c.name: _encoder(c.type, dialect) for c in table.columns}
+        self._pk_enc = [encoders[c] for c in pk]
         self._insert_get = itemgetter(*cols)
         self._insert_enc = [(i, encoders[c]) for i, c in enumerate(cols) if encoders[c]]
         order = [*rest, *pk]
         self._update_get = itemgetter(*order)
         self._update_enc = [(i, encoders[c]) for i, c in enumerate(order) if encoders[c]]
+
+    def select(self, n: int) -> str:
+        """SELECT of the rows with ``n`` primary keys (as ``_key_match``: one ``IN`` for
+        one column or on PostgreSQL; on SQLite an ``OR`` of equalities, which it answers
+        from the index)."""
+        sql = self._selects.get(n)
+        if sql is None:
+            pk, mark = self._pk, self._mark
+            if len(pk) == 1:
+                where = f"{quote(pk[0])} IN ({', '.join([mark] * n)})"
+            elif self._dialect == "postgresql":
+                one = f"({', '.join([mark] * len(pk))})"
+                where = f"({', '.join(map(quote, pk))}) IN ({', '.join([one] * n)})"
+            else:
+                one = "(" + " AND ".join(f"{quote(c)} = {mark}" for c in pk) + ")"
+                where = " OR ".join([one] * n)
+            sql = self._select_head + where
+            if n <= KEYS_PER_QUERY:
+                self._selects[n] = sql
+        return sql
+
+    def key_values(self, keys: list[tuple]) -> list:
+        """The parameters of ``select`` for ``keys``, encoded as the driver takes them."""
+        if not any(self._pk_enc):
+            return [v for k in keys for v in k]
+        return [v if enc is None or v is None else enc(v)
+                for k in keys for v, enc in zip(k, self._pk_enc)]
+
+    def row(self, values: tuple) -> Row:
+        """A row read by ``select``, its values decoded."""
+        if self._decoders:
+            values = list(values)
+            for i, dec in self._decoders:
+                if values[i] is not None:
+                    values[i] = dec(values[i])
+        return dict(zip(self._columns, values))
 
     def values(self, row: Row) -> tuple | list:
         return self._encode(self._insert_get(row), self._insert_enc)
@@ -275,12 +322,34 @@ class _Bulk:
         return out
 
 
+_json_text = json.JSONEncoder(ensure_ascii=False).encode  # = json.dumps(v, ensure_ascii=False),
+# without making an encoder for each value
+
+
 def _encoder(type_: Any, dialect: str) -> Callable[[Any], Any] | None:
     if isinstance(type_, JSON):
-        return lambda v: None if v is None else json.dumps(v, ensure_ascii=False)
+        return lambda v: None if v is None else _json_text(v)
     if isinstance(type_, Date) and dialect == "sqlite":
         return lambda v: None if v is None else v.isoformat()
     return None
+
+
+def _decoder(type_: Any, dialect: str) -> Callable[[Any], Any] | None:
+    """What SQLAlchemy's result processing does to a value the driver read (psycopg
+    decodes JSON and gives dates and booleans itself; SQLite stores text and integers)."""
+    if dialect != "sqlite":
+        return None
+    if isinstance(type_, JSON):
+        return json.loads
+    if isinstance(type_, Date):
+        return _sqlite_date
+    if isinstance(type_, Boolean):
+        return bool
+    return None
+
+
+def _sqlite_date(value: Any) -> Any:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
 
 _bulks: dict[tuple[Table, str], _Bulk] = {}

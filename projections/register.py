@@ -2,10 +2,12 @@
 
 ``register_households``: one row per household that applied — status, causes (致贫原因),
 members count, income, assistance cadre (帮扶责任人), and the dates it was registered,
-exited (脱贫), removed (清退) or relapsed (返贫).  ``register_history``: every step of its
-procedures with the status after it.  ``register_regions``: the region tree with each
-region's registered population where known (``Region.Created``), the denominator of
-the poverty incidence in the village view (``projections.queries.village_view``).
+exited (脱贫), removed (清退) or relapsed (返贫); and the keyed hashes of its head's ID number
+and its bank account (``HASHES``), which only the 发放清册 reads (``exchange.households``).
+``register_history``: every step of its procedures with the status after it.
+``register_regions``: the region tree with each region's registered population where known
+(``Region.Created``), the denominator of the poverty incidence in the village view
+(``projections.queries.village_view``).
 
 A household imported from the national register's roster (花名册: ``Household.Applied``
 with a ``batch``, ``domain.roster``) is on the register from its effective date (首次识别时间),
@@ -65,7 +67,12 @@ households = Table(
     Column("last_step", String(48), nullable=False),
     Column("version", Integer, nullable=False),
     Column("imported_from", String(36)),  # the roster import (花名册) it came from
+    # the keyed hashes (domain.identity) of the head's ID number and of the bank account,
+    # as the application gave them (never changed after it): the 发放清册 shows them masked
+    Column("head_id_hash", Text),
+    Column("bank_account_hash", Text),
 )
+HASHES = ("head_id_hash", "bank_account_hash")  # for the 发放清册; not in the register's views
 Index("register_households_village", households.c.village, households.c.status)
 Index("register_households_code", households.c.code, unique=True)
 
@@ -105,7 +112,7 @@ SIMPLE = {  # step → status after it
 
 class Register(Projection):
     name = "register"
-    version = 2  # 2: households imported from a roster
+    version = 3  # 2: households imported from a roster; 3: head's ID and bank hashes
     tables = (regions, households, history, helpers)
 
     def prefetch(self, events: list[Event], rows: Rows) -> None:
@@ -137,7 +144,10 @@ class Register(Projection):
             "on_register": 0, "applied_on": e.day, "registered_on": None, "exit_year": None,
             "exited_on": None, "removed_on": None, "removal_reason": None, "relapse_count": 0,
             "relapsed_on": None, "helper_official_id": None, "helper_since": None,
-            "last_step": e.step, "version": e.version, "imported_from": None})
+            "last_step": e.step, "version": e.version, "imported_from": None,
+            "head_id_hash": next((m.get("id_number_hash") for m in e["members"]
+                                  if m.get("relation") == "head"), None),
+            "bank_account_hash": e.get("bank_account_hash")})
         details = {"main_cause": e["main_cause"], "secondary_causes": e["secondary_causes"],
                    "income_per_capita_fen": e["income_per_capita_fen"],
                    "members_count": len(e["members"])}

@@ -57,7 +57,7 @@ from audit.store import AuditStore
 from audit.sweep import DEFAULT_PAGES, SweepState, sweep_tick
 from domain.application import Zhuisu
 from domain.errors import InvalidInput
-from projections import runner
+from projections import flag_recompute, runner
 
 log = get_logger("zhuisu.followers")
 
@@ -203,6 +203,7 @@ class Followers:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._hooked = self._hook_store()
+        flag_recompute.check_at_start(zhuisu)  # thresholds changed since the flags?
 
     # the store hook: refuse writes while alarmed, note where each event was stored ------
     def _hook_store(self) -> bool:

@@ -60,6 +60,8 @@ SHOWS_NOTHING_PERSONAL = {
     "/log/proofs/consistency": "hashes between two tree heads",
     "/log/verify": "counts, positions and kinds of a mismatch",
     "/access-log": "the record of reads itself (administrators)",
+    "/compare/models": "the comparison models' catalogue and thresholds",
+    "/registers": "register snapshots: department, kind, as-of date, file hash and row counts",
 }
 
 Urls = Callable[[dict[str, Any]], list[str]]
@@ -135,6 +137,13 @@ SHOWS: dict[str, tuple[Urls, set[str]]] = {
     "/batches/{batch_id}/rows/{row}/proof": (
         lambda c: [f"/batches/{c['batch']}/rows/0/proof"], {"account", "household"}),
     "/rosters/{import_id}": (lambda c: [f"/rosters/{c['roster']}"], {"household"}),
+    # 大数据比对 and 线索处置: a match names its household, a lead its own subject
+    "/compare/matches": (lambda c: ["/compare/matches"], {"household"}),
+    "/compare/matches/{match_id}": (lambda c: [f"/compare/matches/{c['match']}"],
+                                    {"household"}),
+    "/leads": (lambda c: ["/leads"], {"lead"}),
+    "/leads/{lead_id}": (lambda c: [f"/leads/{c['lead']}"], {"lead"}),
+    "/leads/statistics": (lambda c: [f"/leads/statistics?region={COUNTY}"], {"region"}),
 }
 # by=payment shows each payment's account and payee as well as its cases
 EXTRA: list[tuple[str, Callable[[dict[str, Any]], str], set[str]]] = [
@@ -215,6 +224,17 @@ def county(api: Any, world: World) -> dict[str, Any]:
         data={"account": str(township), "purpose": "hh_industry", "document_no": "镇财支1号",
               "effective_date": "2025-03-02"})
     assert kept.status_code == 200, kept.text
+    from test_compare import csv as register_csv
+    from test_compare import imported, matches, pay, person, registered
+
+    dead = registered(world, "D1")  # 大数据比对: paid the day after the death register's date
+    pay(world, dead, D(2025, 3, 2))
+    imported(app, "death", register_csv(["姓名", "证件号码", "死亡日期"],
+                                        ["甲", person("D1"), "2025-03-01"]))
+    match = matches(app, "COMPARE_PAID_AFTER_DEATH")[0]["match_id"]
+    lead = inspector.post("/leads", json={"source_kind": "match", "source_ref": match,
+                                          "effective_date": "2025-09-29"})
+    assert lead.status_code == 201, lead.text
     applied_at = next(n.id for n in app.recorder.select_notifications(start=1, limit=10**6)
                       if str(n.originator_id) == str(hid))
     return {"household": str(hid), "township": str(township), "project": str(project),
@@ -224,7 +244,8 @@ def county(api: Any, world: World) -> dict[str, Any]:
             "applied_at": applied_at, "position": app.recorder.max_notification_id(),
             "draft": draft.json()["id"],
             "batch": paid_by_batch["content"]["batch_id"],
-            "roster": roster["content"]["import_id"], "import": kept.json()["import_id"]}
+            "roster": roster["content"]["import_id"], "import": kept.json()["import_id"],
+            "match": quote(match, safe=""), "lead": lead.json()["lead_id"]}
 
 
 def test_every_get_route_is_classified(api: Any) -> None:

@@ -25,9 +25,21 @@ from starlette.datastructures import UploadFile
 from access.drafts import Via, drafts_on
 from access.reads import Read
 from access.roles import STEPS_BY_ROLE, Action, check_covers, check_may_submit
-from console.web import ConsoleRoute, Person, check_csrf, may, page, record, redirect
+from console.web import (
+    ConsoleRoute,
+    Person,
+    check_csrf,
+    may,
+    page,
+    read_models,
+    record,
+    redirect,
+)
 from domain.errors import InvalidInput
 from domain.money import PURPOSES, PayeeKind
+from exchange.labels import FUND_ZH
+from projections.batches import list_batches
+from projections.queries import balances
 from exchange.imports import (
     KIND_ZH,
     KINDS,
@@ -77,7 +89,15 @@ def visible_run(request: Request, person: Person, import_id: str) -> dict[str, A
 def imports_page(request: Request, person: Person) -> HTMLResponse:
     may(person, Action.READ)
     principal = person.account.principal
+    # The accounts and the batches awaiting their bank return, in the person's reach: chosen
+    # by name, never typed as ids.
+    db = read_models(request)
+    accounts = [a for a in balances(db, region_code=principal.region_code)
+                if a.get("level") != "village"] if principal.region_code else []
+    pending = list_batches(db, level=principal.region_level, code=principal.region_code,
+                           state="pending", limit=200)[0] if principal.region_code else []
     return page(request, "imports.html", person, kinds=kinds_of(person), KIND_ZH=KIND_ZH,
+                accounts=accounts, pending=pending, FUND_ZH=FUND_ZH,
                 purposes=HOUSEHOLD_PURPOSES, county=principal.region_code
                 if principal.region_level == "county" else "",
                 limit_mb=upload_limit() // (1024 * 1024))
