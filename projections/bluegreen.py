@@ -60,10 +60,12 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import DBAPIError
 
 from projections.tracking import (
     ensure_schema,
     failures,
+    forget,
     lock_positions,
     relayout,
     tracking,
@@ -132,6 +134,11 @@ def build_engine(engine: Engine, location: str) -> Engine:
     return new_engine(f"sqlite:///{location}", "read_models")
 
 
+def _dispose(target: Engine) -> None:
+    forget(target)
+    target.dispose()
+
+
 def _remove_location(engine: Engine, location: str, conn: Connection | None = None) -> None:
     if engine.dialect.name == "postgresql":
         statement = f'DROP SCHEMA IF EXISTS "{location}" CASCADE'
@@ -181,7 +188,7 @@ def start(engine: Engine, p: Projection) -> str | None:
     try:
         ensure_schema(target, [p])  # idempotent: tables and the build's tracking row
     finally:
-        target.dispose()
+        _dispose(target)
     if fresh:
         log.info("projection layout changed: building beside the live tables",
                  projection=p.name, version=p.version, location=location)
@@ -202,7 +209,7 @@ def step(source: EventSource, engine: Engine, p: Projection, batch: int,
         if process_batch(source, target, [p], batch, until, wait=True):
             return "built"
     finally:
-        target.dispose()
+        _dispose(target)
     return "switched" if switch(engine, p, location) else "live"
 
 
@@ -359,16 +366,21 @@ def status(engine: Engine, head: int) -> dict[str, dict[str, Any]]:
             position = None
             if engine.dialect.name == "postgresql":
                 where = f'"{row["location"]}".projection_tracking'
-                if conn.execute(text("SELECT to_regclass(:t)"), {"t": where}).scalar():
-                    position = conn.execute(text(
-                        f"SELECT position FROM {where} WHERE name = :n"),
-                        {"n": row["name"]}).scalar()
+                try:  # the build may be switched (its schema dropped) as we read
+                    with conn.begin_nested():
+                        position = conn.execute(text(
+                            f"SELECT position FROM {where} WHERE name = :n"),
+                            {"n": row["name"]}).scalar()
+                except DBAPIError:
+                    continue
             elif Path(row["location"]).exists():
-                target = build_engine(engine, row["location"])
+                target = create_engine(f"sqlite:///file:{row['location']}?mode=ro&uri=true")
                 try:
                     with target.connect() as c:
                         position = c.execute(select(tracking.c.position).where(
                             tracking.c.name == row["name"])).scalar()
+                except DBAPIError:  # switched (the file removed) as we read
+                    continue
                 finally:
                     target.dispose()
             started = row["started_at"]

@@ -64,7 +64,7 @@ from inspection.rules import RULES, RuleSettings
 from projections import runner
 from projections.flags import Flags
 from projections.flags import tables as ft
-from projections.tracking import ensure_schema, lock_positions, tracking
+from projections.tracking import ensure_schema, forget, lock_positions, tracking
 from store.engines import engine_for, new_engine, writer
 from store.schema import schema_lock
 
@@ -181,6 +181,7 @@ def _scratch(engine: Engine) -> tuple[Engine, str]:
 
 
 def _drop_scratch(engine: Engine, scratch: Engine, where: str) -> None:
+    forget(scratch)
     scratch.dispose()
     if engine.dialect.name == "postgresql":
         with writer(engine).begin() as conn:

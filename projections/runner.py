@@ -360,6 +360,14 @@ def lag(app_or_url: Any, *, failures: int | None = None) -> dict[str, dict[str, 
     return out
 
 
+def rebuilds(app_or_url: Any) -> dict[str, dict[str, Any]]:
+    """Per projection whose new layout is being built beside its live tables: the version,
+    the build's position, how far behind the head, since when (``bluegreen.status``)."""
+    source = source_for(app_or_url)
+    found = bluegreen.status(engine_for(source.url), source.max_position())
+    return {name: {k: v for k, v in b.items() if k != "location"} for name, b in found.items()}
+
+
 def failed_events(app_or_url: Any) -> dict[str, int]:
     """Per projection with any: how many stored events its handlers could not take."""
     source = source_for(app_or_url)

@@ -122,6 +122,12 @@ def relayout(conn: Connection, p: Projection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def forget(engine: Engine) -> None:
+    """Forget what ``ensure_schema`` made through ``engine`` (an engine of one's own,
+    disposed: another engine may later have the same ``id``)."""
+    _ensured.difference_update({k for k in _ensured if k[0] == id(engine)})
+
+
 def deferrable_indexes(projections: Iterable[Projection]) -> list[Index]:
     """The indexes only queries use (handlers look rows up by primary key, or by an index
     marked ``handlers_need``): a rebuild makes them once at the end, not row by row."""

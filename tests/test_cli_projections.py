@@ -32,3 +32,29 @@ def test_lag_catch_up_and_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert {p["lag"] for p in after.values()} == {0}
     rebuilt = runner.invoke(app, ["project", "rebuild", "--name", "register"])
     assert json.loads(rebuilt.stdout) == {"register": 2}
+
+
+def test_status_and_flags_recompute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``project status`` (lag, failures; a rebuild under way would be listed) and
+    ``flags recompute``: ``--check`` records the thresholds, a changed one is reported
+    with the rules it affects, and recomputing the rule brings the flags to it."""
+    monkeypatch.setenv("ZHUISU_DATABASE_URL", f"sqlite:///{tmp_path}/z.db")
+    monkeypatch.setenv("ZHUISU_ID_PEPPER_FILE", str(tmp_path / "pepper"))
+    zhuisu = build_app(Settings.from_env())
+    zhuisu.create_region("52", "贵州省", "province", None)
+    zhuisu.close()
+    runner.invoke(app, ["project", "catch-up"])
+    status = json.loads(runner.invoke(app, ["project", "status"]).stdout)
+    assert status["flags"]["lag"] == 0 and status["flags"]["failed"] == 0
+    assert "rebuild" not in status["flags"]
+
+    checked = json.loads(runner.invoke(app, ["flags", "recompute", "--check"]).stdout)
+    assert checked["status"] == "current"
+    monkeypatch.setenv("ZHUISU_FLAG_IDLE_DAYS", "90")
+    checked = json.loads(runner.invoke(app, ["flags", "recompute", "--check"]).stdout)
+    assert checked["changed"] == {"idle_days": {"was": 180, "now": 90}}
+    assert checked["rules"] == ["IDLE_FUNDS"]
+    done = json.loads(runner.invoke(app, ["flags", "recompute", "--rule", "IDLE_FUNDS"]).stdout)
+    assert done["rule_id"] == "IDLE_FUNDS" and done["switched_version"] is True
+    checked = json.loads(runner.invoke(app, ["flags", "recompute", "--check"]).stdout)
+    assert checked["status"] == "current"

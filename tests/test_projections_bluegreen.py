@@ -96,6 +96,8 @@ def test_reads_are_the_old_answer_until_the_switch_then_the_new(store, app, worl
         assert lag["rebuild"]["version"] == new.version
         assert lag["rebuild"]["behind"] == lag["head"] - lag["rebuild"]["position"]
         assert lag["rebuild"]["started_at"]
+        assert runner.rebuilds(app)["balances"]["position"] == lag["rebuild"]["position"]
+        assert "location" not in runner.rebuilds(app)["balances"]  # /health: no paths
         if len(steps) == 2:  # the log grows during the build: the old tables wait, lag shows
             some_business(world, 2, start=3)
             assert runner.lag(app)["balances"]["lag"] > 0
@@ -168,4 +170,40 @@ def test_a_rebuild_in_place_drops_a_build_under_way(store, app, world):
     assert not location_exists(engine, location)
     assert bluegreen.split(engine, [new]) == ((new,), ())
     runner.catch_up(app, projections=[new])
+    assert read(app.database_url) == built_elsewhere(store, app, new)
+
+
+def test_a_worker_builds_beside_between_its_live_batches_and_switches(store, app, world,
+                                                                        monkeypatch):
+    """``zhuisu project run``: the build goes one batch at a time between live batches;
+    the worker switches it when caught up and then follows the log with the new layout."""
+    import threading
+    import time
+
+    some_business(world, 3)
+    runner.catch_up(app)
+    old = read(app.database_url)
+    new = BalancesRenamed()
+    monkeypatch.setattr(runner, "PROJECTIONS", tuple(
+        new if p.name == new.name else p for p in runner.PROJECTIONS))
+    stop = threading.Event()
+    url = runner.source_for(app).url
+    worker = threading.Thread(target=runner.run_worker, args=(url, stop),
+                              kwargs={"poll_seconds": 0.05, "batch": BATCH})
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            lag = runner.lag(app)
+            if "rebuild" not in lag["balances"] and all(v["lag"] == 0 for v in lag.values()) \
+                    and read(app.database_url) != old:
+                break
+            time.sleep(0.1)
+        some_business(world, 1, start=3)  # followed with the new layout
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(v["lag"] for v in runner.lag(app).values()):
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        worker.join(30)
     assert read(app.database_url) == built_elsewhere(store, app, new)

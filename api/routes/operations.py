@@ -3,7 +3,8 @@
 Red (503) when the store does not answer, or while the log's integrity alarm is raised
 (``audit.alarm``: the sweep or a proof found the log changed): the answer says why.
 ``degraded`` (still 200) when some projection went past stored events it could not take
-(``failed_events``; ``GET /projections/lag`` lists them).
+(``failed_events``; ``GET /projections/lag`` lists them).  ``rebuilding``: a changed
+projection layout being built beside the live tables (``projections.bluegreen``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class HealthOut(BaseModel):
                                       "stored events it could not take: how many "
                                       "(GET /projections/lag lists them); status is then "
                                       "'degraded', still 200")
+    rebuilding: dict[str, dict[str, Any]] | None = Field(
+        None, description="only while a projection's new layout is built beside its live "
+        "tables (which answer reads until the switch): per projection, the version "
+        "built, its position, how far behind the head, when started; status unchanged")
 
 
 class AlarmOut(BaseModel):
@@ -83,6 +88,14 @@ def health(app: App, request: Request) -> Any:
     except Exception:  # the read models' tables: reported, never a reason to fail the check
         log.exception("health check: projection failures unavailable", store=store)
         failed = None
+    out: dict[str, Any] = {"status": "ok", "store": store, "events": events}
     if failed:
-        return {"status": "degraded", "store": store, "events": events, "failed_events": failed}
-    return {"status": "ok", "store": store, "events": events}
+        out.update(status="degraded", failed_events=failed)
+    try:
+        building = runner.rebuilds(app)
+    except Exception:  # as above: reported, never a reason to fail the check
+        log.exception("health check: rebuilds unavailable", store=store)
+        building = {}
+    if building:
+        out["rebuilding"] = building
+    return out
