@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -93,7 +94,17 @@ PAY_COLUMNS = [Column("序号", INT, 6), Column("户编号", TEXT, 20), Column("
                Column("备注", TEXT, 18)]
 
 
-def paying_accounts(context: Context, region: dict) -> list[FundAccount]:
+@dataclass(frozen=True)
+class Payer:
+    """An account that pays households, as the read models know it (loading the account
+    itself would replay its snapshot: the state of every payment it made)."""
+
+    id: str
+    name: str
+    region_path: dict[str, str]
+
+
+def paying_accounts(context: Context, region: dict) -> list[Payer]:
     """The accounts that pay households of ``region``: those in its subtree and the own
     accounts of each level above it, each with money paid out."""
     found = balances(context.db, region_code=region["code"])
@@ -101,8 +112,9 @@ def paying_accounts(context: Context, region: dict) -> list[FundAccount]:
         if code != region["code"]:
             found += [a for a in balances(context.db, region_code=code)
                       if a["region_code"] == code]
-    ids = dict.fromkeys(a["account_id"] for a in found if a["paid_out_fen"])
-    return [context.app.load(FundAccount, aid, "account") for aid in ids]
+    payers = {a["account_id"]: a for a in found if a["paid_out_fen"]}
+    return [Payer(aid, a["name"], dict(context.region(a["region_code"], "account")["path"]))
+            for aid, a in payers.items()]
 
 
 FETCH = 5000  # rows of the 发放清册 fetched at a time
@@ -169,14 +181,14 @@ def payments_ledger(context: Context, params: Params) -> Ledger:
     if params.account:
         account = context.app.load(FundAccount, params.account, "account")
         context.covers(account.region_path, f"账户 {account.name}", "account")
-        accounts = [account]
+        accounts = [Payer(str(account.id), account.name, dict(account.region_path))]
         unit = region or context.region(account.region_code)
     elif region is not None:
         accounts = paying_accounts(context, region)
         unit = region
     else:
         raise InvalidInput("give the region or the account of the payments", field="region")
-    ids = [str(a.id) for a in accounts]
+    ids = [a.id for a in accounts]
     back = _coming_back(context, ids) if ids else {}
     names: dict[str | None, str | None] = {None: None}
 
@@ -229,7 +241,7 @@ def payments_ledger(context: Context, params: Params) -> Ledger:
         ("身份证号、银行账号：系统只保存其密钥散列（不保存号码本身），此处为散列的脱敏片段，"
         "可与同一系统导出的其他台账比对。"),
         "金额为发放金额；已追回或冲正的在备注中注明。"])
-    shown += [Read("account", str(a.id), dict(a.region_path)) for a in accounts]
+    shown += [Read("account", a.id, dict(a.region_path)) for a in accounts]
     shown += [Read("household", hid, path) for hid, path in payees.items()]
     return Ledger("payments", "发放清册", unit["name"], unit["code"], context.on, [sheet], shown)
 
