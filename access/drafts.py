@@ -71,7 +71,7 @@ from access import chain
 from access.errors import Problem, Refusal, refusal_problem
 from access.reads import region_key
 from access.roles import Principal
-from domain.application import CREATION_STEPS, STEPS, Zhuisu, step_fields
+from domain.application import CREATION_STEPS, ROW_STEPS, STEPS, Zhuisu, check_envelope
 from domain.errors import (
     InvalidInput,
     NotFound,
@@ -81,6 +81,7 @@ from domain.errors import (
 )
 from domain.household import Household
 from domain.limits import check_values
+from domain.roster import Roster
 from domain.official import Official
 from domain.positions import STEP_RULES, money_rules
 from domain.project import Project
@@ -99,13 +100,8 @@ CREATION_REGION = {"Household.Applied": "village_code", "Project.Approved": "reg
                    "Roster.Imported": "county_code"}
 CREATION_ID: dict[str, tuple[str, Callable[..., Any]]] = {
     "Household.Applied": ("household_code", Household.create_id),
-    "Project.Approved": ("project_code", Project.create_id)}
-try:  # 花名册导入 and payment batches (domain.batch): steps whose command carries rows
-    from domain.application import ROW_STEPS
-    from domain.roster import Roster
-    CREATION_ID["Roster.Imported"] = ("import_id", Roster.create_id)
-except ImportError:  # a domain without batches: no step carries rows
-    ROW_STEPS = set()
+    "Project.Approved": ("project_code", Project.create_id),
+    "Roster.Imported": ("import_id", Roster.create_id)}  # 花名册导入
 EXECUTING_WAIT = 10.0  # seconds a racing signer waits for the other's execution
 
 metadata = MetaData()
@@ -466,19 +462,7 @@ class Drafts:
     def _checked(self, step: Any, subject: Any, content: Any,
                  rows: Any) -> tuple[str, str, dict[str, Any], list[Any] | None]:
         """What ``Zhuisu.execute`` checks before it runs a step, in its order and words."""
-        if not isinstance(step, str) or step not in STEPS:
-            raise InvalidInput(f"unknown step; one of {sorted(STEPS)}", field="step")
-        if not isinstance(content, Mapping):
-            raise InvalidInput("must be an object with the step's fields", field="content")
-        allowed = step_fields(step)
-        extra = sorted(set(content) - allowed)
-        if extra:
-            raise InvalidInput(f"{step} has no field {extra[0]}; its fields are {sorted(allowed)}",
-                               field=f"content.{extra[0]}")
-        missing = sorted(allowed - set(content))
-        if missing:
-            raise InvalidInput(f"{step} needs {missing[0]}", field=f"content.{missing[0]}")
-        check_values(dict(content), "")
+        check_envelope(step, content)
         canonical_json(content)  # refuses floats
         if rows is not None and step not in ROW_STEPS:
             raise InvalidInput(f"{step} carries no rows; only {sorted(ROW_STEPS)} do",

@@ -278,6 +278,25 @@ def step_fields(step: str) -> frozenset[str]:
                      | RESOLVED_FIELDS.get(step, set()))
 
 
+def check_envelope(step: Any, content: Any) -> None:
+    """What a signed command must be before anything is loaded: a known step, and content
+    with exactly that step's fields, each value within its limits (the signing queue makes
+    the same checks when a draft is submitted)."""
+    if not isinstance(step, str) or step not in STEPS:
+        raise InvalidInput(f"unknown step; one of {sorted(STEPS)}", field="step")
+    if not isinstance(content, Mapping):
+        raise InvalidInput("must be an object with the step's fields", field="content")
+    allowed = step_fields(step)
+    extra = sorted(set(content) - allowed)
+    if extra:
+        raise InvalidInput(f"{step} has no field {extra[0]}; its fields are {sorted(allowed)}",
+                           field=f"content.{extra[0]}")
+    missing = sorted(allowed - set(content))
+    if missing:
+        raise InvalidInput(f"{step} needs {missing[0]}", field=f"content.{missing[0]}")
+    check_values(dict(content), "")
+
+
 class Zhuisu(Application):
     """追溯: one event store, one notification log, every aggregate of the domain."""
 
@@ -614,21 +633,8 @@ class Zhuisu(Application):
     @recording
     def execute(self, command: Mapping[str, Any]) -> dict[str, Any]:
         """Run one signed step.  Returns the subject id and whether anything new was stored."""
-        step = command.get("step")
-        if step not in STEPS:
-            raise InvalidInput(f"unknown step; one of {sorted(STEPS)}", field="step")
-        content = command.get("content")
-        if not isinstance(content, Mapping):
-            raise InvalidInput("must be an object with the step's fields", field="content")
-        allowed = step_fields(step)
-        extra = sorted(set(content) - allowed)
-        if extra:
-            raise InvalidInput(f"{step} has no field {extra[0]}; its fields are {sorted(allowed)}",
-                               field=f"content.{extra[0]}")
-        missing = sorted(f for f in allowed - set(content))
-        if missing:
-            raise InvalidInput(f"{step} needs {missing[0]}", field=f"content.{missing[0]}")
-        check_values(dict(content), "")
+        step, content = command.get("step"), command.get("content")
+        check_envelope(step, content)
         now = self.clock()
         kwargs = {k: (fact_date(v, k, now) if k in DATE_FIELDS else v) for k, v in content.items()}
         if step in ROW_STEPS:
