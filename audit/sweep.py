@@ -84,7 +84,6 @@ def _begin_pass(store: AuditStore, state: SweepState) -> list[Finding]:
     findings: list[Finding] = []
     table = store.table_sql("log_checkpoints")
     with store.engine.connect() as conn:
-        keys = known_keys(conn)
         rows = store.raw(conn, f"SELECT {_CHECKPOINT_COLUMNS} FROM {table} WHERE id > ? "
                                f"ORDER BY id", (state.checked_upto,))
         before = store.raw(conn, f"SELECT COUNT(*) FROM {table} WHERE id <= ?",
@@ -92,6 +91,11 @@ def _begin_pass(store: AuditStore, state: SweepState) -> list[Finding]:
         if not rows:
             rows = store.raw(conn, f"SELECT {_CHECKPOINT_COLUMNS} FROM {table} "
                                    f"ORDER BY id DESC LIMIT 1")
+        # The keys after the checkpoints: a key is registered in the transaction of the first
+        # checkpoint it signs, and keys are never removed, so every key of a checkpoint read
+        # above is seen here (read first, a checkpoint committed in between — the first one,
+        # signed while the sweep runs — would have looked signed by an unknown key).
+        keys = known_keys(conn)
         size = read_state(conn).size  # after the checkpoints: at least as large as theirs
     if before != state.checked_count:
         findings.append(Finding("checkpoint", f"checkpoints up to id {state.checked_upto}: "
